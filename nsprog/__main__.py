@@ -1,0 +1,3 @@
+from nsprog.cli import main
+
+raise SystemExit(main())

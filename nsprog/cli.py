@@ -1,0 +1,69 @@
+"""The ``nsprog`` command line. Each command group lives in ``nsprog/commands/<group>.py``
+and is listed in ``COMMANDS`` explicitly."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from nsprog._version import __version__
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: command name -> module providing ``register(subparsers)``; each registered parser sets ``func``.
+COMMANDS: dict[str, str] = {
+    "demo": "nsprog.commands.demo",
+    "data": "nsprog.commands.data",
+    "search": "nsprog.commands.search",
+    "fit": "nsprog.commands.fit",
+    "show": "nsprog.commands.fit",
+    "evaluate": "nsprog.commands.fit",
+    "certify": "nsprog.commands.certify",
+    "safety": "nsprog.commands.safety",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nsprog",
+        description="Neurosymbolic encoders for trajectories: program synthesis, VAE training, evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"nsprog {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    done = set()
+    for name, module in COMMANDS.items():
+        if module in done:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue  # command group not built yet
+            raise
+        mod.register(sub)
+        done.add(module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger("nsprog").setLevel(level)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError) as exc:
+        if getattr(args, "traceback", False):
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"nsprog {args.command}: error: {msg}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Command groups of the ``nsprog`` CLI (see ``nsprog.cli.COMMANDS``)."""

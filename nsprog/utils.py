@@ -1,0 +1,114 @@
+"""Seeds, devices, threads and atomic file writes shared by every entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+__all__ = [
+    "seed_everything",
+    "resolve_device",
+    "set_threads",
+    "atomic_write",
+    "write_json_atomic",
+    "torch_save_atomic",
+]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a torch generator with that seed."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Return ``cuda`` when available for ``"auto"``/None, else the device asked for.
+
+    Asking for ``cuda`` on a machine without one is an error rather than a silent fallback.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} was requested but CUDA is not available on this machine; "
+            "use --device cpu or --device auto"
+        )
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'; got {str(device)!r}")
+    return dev
+
+
+def set_threads(n: int | None) -> int:
+    """Set torch's intra-op thread count (None or 0 keeps the current value).
+
+    The models here are tiny, so one thread is usually fastest and two threads on a busy
+    2-core machine can be 100x slower (oversubscription); the count is an explicit option.
+    """
+    if n:
+        if n < 0:
+            raise ValueError(f"threads must be >= 0, got {n}")
+        torch.set_num_threads(int(n))
+    return torch.get_num_threads()
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    A crash mid-write leaves the previous file intact instead of a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (NumPy and torch values are converted)."""
+    text = json.dumps(_to_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def torch_save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` through a temporary file and a rename."""
+    return atomic_write(path, lambda p: torch.save(obj, p))

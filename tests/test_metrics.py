@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from nsprog.metrics import ari, cluster_metrics, nmi, purity, rand_index
+
+
+def test_purity_of_known_contingency_table():
+    # clusters (rows of the textbook table): c0 = {x x x x x o}, c1 = {x o o o o d}, c2 = {x x d d d}
+    # majority counts 5 + 4 + 3 = 12 of 17 (Manning et al., Introduction to IR, ch. 16)
+    clusters = [0] * 6 + [1] * 6 + [2] * 5
+    labels = list("xxxxxo") + list("xoooo") + ["d"] + list("xxddd")
+    assert purity(labels, clusters) == pytest.approx(12 / 17)
+
+
+def test_nmi_is_one_for_identical_partitions_up_to_relabelling():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    clusters = np.array([5, 5, 9, 9, 1, 1, 1])
+    assert nmi(labels, clusters) == pytest.approx(1.0)
+    assert purity(labels, clusters) == 1.0
+    assert ari(labels, clusters) == pytest.approx(1.0)
+
+
+def test_rand_index_textbook_example():
+    # same textbook table: TP=20, FP=20, FN=24, TN=72 of 136 pairs -> RI = 92/136
+    clusters = [0] * 6 + [1] * 6 + [2] * 5
+    labels = list("xxxxxo") + list("xoooo") + ["d"] + list("xxddd")
+    assert rand_index(labels, clusters) == pytest.approx(92 / 136)
+
+
+def test_rand_index_counts_pairs_by_hand():
+    labels = [0, 0, 1, 1]
+    clusters = [0, 1, 1, 1]
+    # pairs: (0,1) same/diff FN; (0,2) diff/diff TN; (0,3) TN; (1,2) diff/same FP; (1,3) FP; (2,3) same/same TP
+    assert rand_index(labels, clusters) == pytest.approx(3 / 6)
+
+
+def test_cluster_metrics_reports_all_four_and_checks_lengths():
+    m = cluster_metrics([0, 1, 0, 1], [1, 0, 1, 0])
+    assert set(m) >= {"purity", "nmi", "ri", "ari"}
+    assert m["purity"] == 1.0 and m["n_clusters"] == 2
+    with pytest.raises(ValueError, match="labels has 3 entries but clusters has 2"):
+        cluster_metrics([0, 1, 2], [0, 1])

@@ -1,0 +1,3 @@
+from trebalink.cli import main
+
+raise SystemExit(main())

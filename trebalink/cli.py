@@ -1,0 +1,54 @@
+"""The ``trebalink`` command line. Command groups are listed in ``COMMANDS`` explicitly."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from nsprog._version import __version__
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: command name -> module providing ``register(subparsers)``.
+COMMANDS: dict[str, str] = {
+    "label": "trebalink.commands",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trebalink",
+        description="Turn nsprog programs into labelling tasks, and train and evaluate trajectory embeddings.",
+    )
+    parser.add_argument("--version", action="version", version=f"trebalink {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    done = set()
+    for module in COMMANDS.values():
+        if module in done:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        mod.register(sub)
+        done.add(module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"trebalink {args.command}: error: {msg}", file=sys.stderr)
+        return 1
