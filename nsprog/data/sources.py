@@ -1,0 +1,76 @@
+"""Where a run's windows come from: the built-in synthetic generator or an nsprog HDF5 file,
+split into train / val / test without leakage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nsprog.data.io import load_dataset
+from nsprog.data.splits import split_by_group, split_by_time, split_random
+from nsprog.data.synthetic import synthetic_dataset
+from nsprog.data.trajectories import Trajectories
+
+__all__ = ["SplitConfig", "DataConfig", "load_splits"]
+
+
+@dataclass
+class SplitConfig:
+    """How to split a file that has no train/val/test splits of its own."""
+
+    method: Literal["time", "group", "random"] = "time"
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+
+
+@dataclass
+class DataConfig:
+    """``source: synthetic`` generates the paper's dataset; ``source: file`` reads ``path``.
+
+    ``test_path`` (optional) replaces the test split with the windows of another file
+    (e.g. another game), so a model trained on one recording is scored on another.
+    """
+
+    source: Literal["synthetic", "file"] = "synthetic"
+    path: str | None = None
+    test_path: str | None = None
+    n_train: int = 10_000
+    n_val: int = 2_000
+    n_test: int = 2_000
+    length: int = 25
+    reject_ambiguous: bool = False
+    data_seed: int | None = None
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+def _split(t: Trajectories, cfg: SplitConfig, seed: int) -> dict[str, Trajectories]:
+    fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
+    if cfg.method == "time":
+        return split_by_time(t, fractions)
+    if cfg.method == "group":
+        return split_by_group(t, fractions, seed)
+    return split_random(t, fractions, seed)
+
+
+def load_splits(cfg: DataConfig, seed: int = 0) -> dict[str, Trajectories]:
+    """``{"train", "val", "test"}`` windows for a run."""
+    data_seed = seed if cfg.data_seed is None else cfg.data_seed
+    if cfg.source == "synthetic":
+        splits = synthetic_dataset(cfg.n_train, cfg.n_val, cfg.n_test, cfg.length, data_seed, cfg.reject_ambiguous)
+    else:
+        if not cfg.path:
+            raise ValueError("data.path is required when data.source is 'file' (an nsprog HDF5 file)")
+        loaded = load_dataset(cfg.path)
+        if {"train", "val", "test"} <= set(loaded):
+            splits = {k: loaded[k] for k in ("train", "val", "test")}
+        elif {"train", "val"} <= set(loaded) and cfg.test_path:
+            splits = {"train": loaded["train"], "val": loaded["val"]}
+        else:
+            whole = Trajectories.concatenate(list(loaded.values())) if len(loaded) > 1 else next(iter(loaded.values()))
+            splits = _split(whole, cfg.split, data_seed)
+    if cfg.test_path:
+        other = load_dataset(cfg.test_path)
+        test = other.get("test") or Trajectories.concatenate(list(other.values()))
+        splits["test"] = test
+    return splits

@@ -1,0 +1,30 @@
+"""Greedy search: fill one hole, train all children, keep the best (the paper's encoder step)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
+from nsprog.search.strategies.base import Scored, score_nodes
+from nsprog.search.training import CandidateEvaluator
+
+__all__ = ["greedy_step", "greedy"]
+
+
+def greedy_step(graph: ProgramGraph, evaluator: CandidateEvaluator, node: SearchNode) -> list[Scored]:
+    """All children of ``node``, trained and scored, best first."""
+    kids = graph.children(node)
+    if not kids:
+        raise NoProgramError(f"no feasible child of {node.program.key()} (all completions excluded or too deep)")
+    return score_nodes(graph, evaluator, kids)
+
+
+def greedy(graph: ProgramGraph, evaluator: CandidateEvaluator, start: SearchNode | None = None) -> Iterator[Scored]:
+    """Repeat the greedy step from ``start`` (default: the root) until the program is complete."""
+    node = start or graph.root()
+    while True:
+        best = greedy_step(graph, evaluator, node)[0]
+        if best.complete:
+            yield best
+            return
+        node = best.node
