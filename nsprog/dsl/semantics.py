@@ -156,8 +156,77 @@ class _SMLPHole(_SNode):
         return out.reshape(self.K, *lead, self.d)
 
 
+_GATES = 3  # GRU gates r, z, n: PyTorch stacks their weights as [W_r; W_z; W_n]
+
+
+class _GRUBank(nn.Module):
+    """Several GRUs that read the same input, run as ONE block-diagonal GRU kernel call.
+
+    Every (hole, candidate) pair owns a slot of ``h`` hidden units; input weights are dense
+    (all slots read the same features) and the recurrent weights are masked to the slots'
+    diagonal blocks, so the result equals running the GRUs separately. CPU GRU cost is
+    dominated by per-time-step op overhead rather than arithmetic, so one call with H
+    hidden units costs far less than H/h calls.
+    """
+
+    def __init__(self, f: int, sizes: list[int]):
+        super().__init__()
+        H = int(sum(sizes))
+        self.f, self.H = f, H
+        self.offsets = [int(o) for o in np.cumsum([0] + sizes[:-1])]
+        self.sizes = list(sizes)
+        self.weight_ih = nn.Parameter(torch.zeros(_GATES * H, f))
+        self.weight_hh = nn.Parameter(torch.zeros(_GATES * H, H))
+        self.bias_ih = nn.Parameter(torch.zeros(_GATES * H))
+        self.bias_hh = nn.Parameter(torch.zeros(_GATES * H))
+        mask = torch.zeros(_GATES * H, H)
+        for o, h in zip(self.offsets, sizes):
+            for g in range(_GATES):
+                mask[g * H + o : g * H + o + h, o : o + h] = 1
+        self.register_buffer("mask", mask, persistent=False)
+        self._cache = None
+
+    def rows(self, slot: int) -> torch.Tensor:
+        o, h = self.offsets[slot], self.sizes[slot]
+        return torch.cat([torch.arange(g * self.H + o, g * self.H + o + h) for g in range(_GATES)])
+
+    def cols(self, slot: int) -> slice:
+        o = self.offsets[slot]
+        return slice(o, o + self.sizes[slot])
+
+    def clear(self) -> None:
+        self._cache = None
+
+    def forward(self, x: torch.Tensor):
+        if self._cache is None or self._cache[0] is not x:
+            hx = x.new_zeros(1, x.shape[0], self.H)
+            weights = [self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh]
+            out, hn = torch._VF.gru(x, hx, weights, True, 1, 0.0, self.training, False, True)
+            self._cache = (x, out, hn[0])
+        return self._cache[1], self._cache[2]
+
+    def get_slot(self, slot: int) -> dict[str, np.ndarray]:
+        r, c = self.rows(slot), self.cols(slot)
+        return {
+            "weight_ih_l0": self.weight_ih[r].detach().cpu().numpy().copy(),
+            "weight_hh_l0": self.weight_hh[r][:, c].detach().cpu().numpy().copy(),
+            "bias_ih_l0": self.bias_ih[r].detach().cpu().numpy().copy(),
+            "bias_hh_l0": self.bias_hh[r].detach().cpu().numpy().copy(),
+        }
+
+    def set_slot(self, slot: int, values: Mapping[str, torch.Tensor]) -> None:
+        r, c = self.rows(slot), self.cols(slot)
+        with torch.no_grad():
+            self.weight_ih[r] = values["weight_ih_l0"]
+            block = self.weight_hh[r]
+            block[:, c] = values["weight_hh_l0"]
+            self.weight_hh[r] = block
+            self.bias_ih[r] = values["bias_ih_l0"]
+            self.bias_hh[r] = values["bias_hh_l0"]
+
+
 class _SGRUHole(_SNode):
-    """K independent GRUs (one ATen kernel call each; no loop over time) plus stacked output maps."""
+    """K list-input neural holes: GRU (in a shared :class:`_GRUBank`) plus a stacked output map."""
 
     param_names = ("out_w", "out_b")
     gru_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -165,43 +234,69 @@ class _SGRUHole(_SNode):
     def __init__(self, nodes, path, units: int):
         super().__init__(nodes, path)
         f, d, h = self.sig.inp.dim, self.sig.out.dim, units
-        self.grus = nn.ModuleList(nn.GRU(f, h, batch_first=True) for _ in range(self.K))
         self.out_w = nn.Parameter(torch.empty(self.K, h, d))
         self.out_b = nn.Parameter(torch.empty(self.K, d))
         self.f, self.h, self.d = f, h, d
+        self.slots: list[tuple[_GRUBank, int]] = []  # per candidate: (bank, slot); set by StackedProgram
+
+    def attach(self, slots: list[tuple["_GRUBank", int]]) -> None:
+        object.__setattr__(self, "slots", slots)  # banks are owned by StackedProgram, not by this node
+        idx = torch.stack([torch.arange(b.offsets[s], b.offsets[s] + self.h) for b, s in slots])
+        self.register_buffer("hidden_idx", idx, persistent=False)
+        self._banks = list(dict.fromkeys(b for b, _ in slots))
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"weight_ih_l0": (3 * self.h, self.f), "weight_hh_l0": (3 * self.h, self.h),
+                "bias_ih_l0": (3 * self.h,), "bias_hh_l0": (3 * self.h,)}
 
     def init_candidate(self, k, gen):
         bound = 1.0 / math.sqrt(self.h)
+        values = {n: _uniform(shape, bound, gen) for n, shape in self._shapes().items()}
+        bank, slot = self.slots[k]
+        bank.set_slot(slot, values)
         with torch.no_grad():
-            for name in self.gru_names:
-                p = getattr(self.grus[k], name)
-                p.copy_(_uniform(tuple(p.shape), bound, gen))
             self.out_w[k].copy_(_uniform((self.h, self.d), bound, gen))
             self.out_b[k].copy_(_uniform((self.d,), bound, gen))
 
     def get_params(self, k):
-        out = {n: getattr(self.grus[k], n).detach().cpu().numpy().copy() for n in self.gru_names}
+        bank, slot = self.slots[k]
+        out = bank.get_slot(slot)
         out.update(super().get_params(k))
         return out
 
     def set_params(self, k, params, where):
-        for n in self.gru_names:
+        values = {}
+        for n, shape in self._shapes().items():
             if n not in params:
                 raise ParamError(f"{where}: missing parameter {n!r} of a neural (GRU) hole")
-            p = getattr(self.grus[k], n)
-            value = torch.tensor(np.array(params[n], dtype=np.float32), dtype=p.dtype)
-            if tuple(value.shape) != tuple(p.shape):
-                raise ParamError(f"{where}: parameter {n!r} has shape {tuple(value.shape)}; expected {tuple(p.shape)}")
-            with torch.no_grad():
-                p.copy_(value)
+            value = torch.tensor(np.array(params[n], dtype=np.float32))
+            if tuple(value.shape) != shape:
+                raise ParamError(f"{where}: parameter {n!r} has shape {tuple(value.shape)}; expected {shape}")
+            values[n] = value
+        bank, slot = self.slots[k]
+        bank.set_slot(slot, values)
         super().set_params(k, params, where)
+
+    def _hidden(self, x, final: bool) -> torch.Tensor:
+        parts = []
+        for bank in self._banks:
+            out, hn = bank(x)
+            parts.append(hn if final else out)
+        full = parts[0] if len(parts) == 1 else None
+        if full is None:  # slots spread over several banks: gather per candidate
+            return torch.stack([
+                (bank(x)[1] if final else bank(x)[0])[..., bank.offsets[s] : bank.offsets[s] + self.h]
+                for bank, s in self.slots
+            ])
+        sel = full[..., self.hidden_idx]  # [B, (T,) K, h]
+        return sel.movedim(-2, 0)
 
     def forward(self, x, mode):
         if mode == "seq":
-            hn = torch.stack([g(x)[1][0] for g in self.grus])  # [K, B, h]
+            hn = self._hidden(x, final=True)  # [K, B, h]
             return torch.baddbmm(self.out_b[:, None, :], hn, self.out_w)
         if mode in ("prefixes", "lst"):
-            hs = torch.stack([g(x)[0] for g in self.grus])  # [K, B, T, h]
+            hs = self._hidden(x, final=False)  # [K, B, T, h]
             return torch.einsum("kbth,khd->kbtd", hs, self.out_w) + self.out_b[:, None, None, :]
         raise RuntimeError(f"a list hole cannot be evaluated in mode {mode!r}")
 
@@ -273,6 +368,17 @@ class _SCombine(_SNode):
         return a + b if self.op == "add" else a * b
 
 
+def _stored_units(hole: Hole) -> int | None:
+    """Hidden size of a hole that carries trained parameters (so it loads whatever size it was trained with)."""
+    if hole.params is None:
+        return None
+    if "w1" in hole.params:
+        return int(np.asarray(hole.params["w1"]).shape[1])
+    if "weight_hh_l0" in hole.params:
+        return int(np.asarray(hole.params["weight_hh_l0"]).shape[1])
+    return None
+
+
 def _build(nodes: Sequence[Node], path, level, dsl, max_units, min_units) -> _SNode:
     first = nodes[0]
     kids = [
@@ -282,7 +388,7 @@ def _build(nodes: Sequence[Node], path, level, dsl, max_units, min_units) -> _SN
     if isinstance(first, Affine):
         return _SAffine(nodes, path, dsl)
     if isinstance(first, Hole):
-        units = hidden_units(level, max_units, min_units)
+        units = _stored_units(first) or hidden_units(level, max_units, min_units)
         return (_SMLPHole if first.sig.inp.kind == ATOM else _SGRUHole)(nodes, path, units)
     if isinstance(first, MapAverage):
         return _SMapAverage(nodes, path, kids[0])
@@ -316,6 +422,7 @@ class StackedProgram(nn.Module):
         max_units: int = 16,
         min_units: int = 4,
         seed: int = 0,
+        gru_bank_units: int = 128,
     ):
         super().__init__()
         if not programs:
@@ -334,6 +441,7 @@ class StackedProgram(nn.Module):
         self.mode = root_mode(programs[0])
         self.root = _build(programs, (), 1, dsl, max_units, min_units)
         self._nodes = [m for m in self.root.modules() if isinstance(m, _SNode)]
+        self.banks = nn.ModuleList(self._make_banks(gru_bank_units))
         for k, prog in enumerate(programs):
             key = prog.key()
             by_path = {p: n for p, _, n in _iter_paths(prog)}
@@ -346,11 +454,40 @@ class StackedProgram(nn.Module):
                 else:
                     m.init_candidate(k, _generator(seed, key, m.path))
 
+    def _make_banks(self, cap: int) -> list[_GRUBank]:
+        """Pack every (GRU hole, candidate) slot into block-diagonal banks of <= ``cap`` units."""
+        holes = [m for m in self._nodes if isinstance(m, _SGRUHole)]
+        slots = [(m, k) for m in holes for k in range(m.K)]
+        banks, chunk, size = [], [], 0
+        for m, k in slots:
+            if chunk and size + m.h > cap:
+                banks.append(chunk)
+                chunk, size = [], 0
+            chunk.append((m, k))
+            size += m.h
+        if chunk:
+            banks.append(chunk)
+        out = []
+        assigned: dict[int, list] = {id(m): [None] * m.K for m in holes}
+        for chunk in banks:
+            bank = _GRUBank(chunk[0][0].f, [m.h for m, _ in chunk])
+            for slot, (m, k) in enumerate(chunk):
+                assigned[id(m)][k] = (bank, slot)
+            out.append(bank)
+        for m in holes:
+            m.attach(assigned[id(m)])
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         want = 2 if self.mode == "atom" else 3
         if x.dim() != want:
             raise ValueError(f"program inputs must have shape {'(B, F)' if want == 2 else '(B, T, F)'}; got {tuple(x.shape)}")
-        return self.root(x, self.mode)
+        for bank in self.banks:
+            bank.clear()
+        out = self.root(x, self.mode)
+        for bank in self.banks:
+            bank.clear()
+        return out
 
     def export(self, k: int) -> Node:
         """Program ``k`` with the current parameters stored on every node."""

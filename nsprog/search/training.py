@@ -34,6 +34,7 @@ __all__ = [
     "weighted_f1",
     "train_candidates",
     "CandidateEvaluator",
+    "make_adam",
 ]
 
 
@@ -112,6 +113,16 @@ def weighted_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> t
     return (f1 * support).sum(-1) / support.sum()
 
 
+def make_adam(params, lr: float, **kw) -> torch.optim.Adam:
+    """Adam with the fused single-kernel step where this torch build supports it (CPU and CUDA in
+    torch >= 2.4), else the multi-tensor step; both compute the same update."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True, **kw)
+
+
 def _predict(logits: torch.Tensor) -> torch.Tensor:
     return (logits[..., 0] > 0).long() if logits.shape[-1] == 1 else logits.argmax(-1)
 
@@ -159,7 +170,7 @@ def train_candidates(
         settings.symbolic_epochs if is_complete(programs[idxs[0]]) else settings.neural_epochs for idxs in group_list
     ]
     params = [p for m in modules for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=settings.lr, foreach=True)
+    opt = make_adam(params, settings.lr)
     gen = torch.Generator().manual_seed(int(seed))
     n = sup.x_train.shape[0]
     P = len(programs)
@@ -180,9 +191,9 @@ def train_candidates(
         for m in modules:
             m.train()
         perm = torch.randperm(n, generator=gen).to(device)
+        x_ep, y_ep = sup.x_train[perm], sup.y_train[perm]  # one gather per epoch; batches are views
         for lo in range(0, n, settings.batch_size):
-            idx = perm[lo : lo + settings.batch_size]
-            xb, yb = sup.x_train[idx], sup.y_train[idx]
+            xb, yb = x_ep[lo : lo + settings.batch_size], y_ep[lo : lo + settings.batch_size]
             loss = sum(_loss(modules[g](xb), yb) for g in active)
             opt.zero_grad(set_to_none=True)
             loss.backward()
