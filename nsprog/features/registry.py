@@ -145,9 +145,34 @@ def _synthetic(**params) -> Domain:
     return synthetic_domain(**params)
 
 
+def _mouse(**params) -> Domain:
+    from nsprog.features.mouse import mouse_domain
+
+    return mouse_domain(**params)
+
+
+def _openfield(**params) -> Domain:
+    from nsprog.features.mouse import openfield_domain
+
+    return openfield_domain(**params)
+
+
+def _team(**params) -> Domain:
+    from nsprog.features.team import team_domain
+
+    return team_domain(**params)
+
+
 #: name -> factory(**params) -> Domain. Add new domains here explicitly.
+#: mouse: keypoints (preset name, "auto" or {canonical: file name(s)}), resident, intruder.
+#: openfield: keypoints, individual, arena (x0, y0, x1, y1) or None for the corner keypoints.
+#: team: preset (basketball, soccer), field_length, field_width, target, players_per_team, fps,
+#:       min_players, sharpness.
 DOMAINS: dict[str, Callable[..., Domain]] = {
     "synthetic": _synthetic,
+    "mouse": _mouse,
+    "openfield": _openfield,
+    "team": _team,
 }
 
 
