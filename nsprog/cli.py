@@ -14,7 +14,6 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: command name -> module providing ``register(subparsers)``; each registered parser sets ``func``.
 COMMANDS: dict[str, str] = {
-    "demo": "nsprog.commands.demo",
     "data": "nsprog.commands.data",
     "search": "nsprog.commands.search",
     "fit": "nsprog.commands.fit",

@@ -14,7 +14,7 @@ from nsprog.dsl.definition import DSL, load_dsl
 from nsprog.dsl.semantics import evaluate_program
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
 from nsprog.search.executors import make_executor
-from nsprog.search.graph import NoProgramError, ProgramGraph
+from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
 from nsprog.search.strategies import STRATEGIES, Scored, astar, greedy, ids_bb, mc
 from nsprog.search.training import CandidateEvaluator, Supervision, TrainSettings
 
@@ -64,21 +64,22 @@ class SearchSettings:
 
 
 def run_strategy(
-    settings: SearchSettings, graph: ProgramGraph, evaluator: CandidateEvaluator, seed: int = 0
+    settings: SearchSettings, graph: ProgramGraph, evaluator: CandidateEvaluator, seed: int = 0,
+    start: SearchNode | None = None,
 ) -> Scored:
-    """The best complete program a strategy finds."""
+    """The best complete program a strategy finds below ``start`` (default: the root)."""
     s = settings.strategy
     if s == "greedy":
-        found = list(greedy(graph, evaluator))
+        found = list(greedy(graph, evaluator, start))
     elif s == "astar":
         found = []
-        for goal in astar(graph, evaluator, settings.frontier_size, settings.max_expansions):
+        for goal in astar(graph, evaluator, settings.frontier_size, settings.max_expansions, start):
             found.append(goal)
             break  # the first goal popped is the best under the heuristic
     elif s == "ids_bb":
-        found = list(ids_bb(graph, evaluator, settings.frontier_size))
+        found = list(ids_bb(graph, evaluator, settings.frontier_size, start))
     else:
-        found = list(mc(graph, evaluator, settings.mc_samples, seed))
+        found = list(mc(graph, evaluator, settings.mc_samples, seed, start))
     if not found:
         raise NoProgramError(f"strategy {s!r} found no complete program (frontier or expansion limit reached)")
     return min(found, key=lambda x: (x.f, x.node.program.key()))

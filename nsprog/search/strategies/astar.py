@@ -11,7 +11,7 @@ import heapq
 import itertools
 from typing import Iterator
 
-from nsprog.search.graph import ProgramGraph
+from nsprog.search.graph import ProgramGraph, SearchNode
 from nsprog.search.strategies.base import Scored, score_nodes
 from nsprog.search.training import CandidateEvaluator
 
@@ -23,9 +23,10 @@ def astar(
     evaluator: CandidateEvaluator,
     frontier_size: int = 30,
     max_expansions: int = 200,
+    start: SearchNode | None = None,
 ) -> Iterator[Scored]:
     tie = itertools.count()
-    root = graph.root()
+    root = start or graph.root()
     heap: list = []
     expansions = 0
     to_expand = root

@@ -13,19 +13,21 @@ from __future__ import annotations
 from typing import Iterator
 
 from nsprog.dsl.grammar import min_depths
-from nsprog.search.graph import ProgramGraph
+from nsprog.search.graph import ProgramGraph, SearchNode
 from nsprog.search.strategies.base import Scored, score_nodes
 from nsprog.search.training import CandidateEvaluator
 
 __all__ = ["ids_bb"]
 
 
-def ids_bb(graph: ProgramGraph, evaluator: CandidateEvaluator, frontier_size: int = 30) -> Iterator[Scored]:
+def ids_bb(
+    graph: ProgramGraph, evaluator: CandidateEvaluator, frontier_size: int = 30, start: SearchNode | None = None
+) -> Iterator[Scored]:
     bound = float("inf")
     first = int(min_depths(graph.dsl)[graph.start.kinds])
     for limit in range(first, graph.max_depth + 1):
         frontier: list[Scored] = []
-        current = graph.root()
+        current = start or graph.root()
         while True:
             kids = graph.children(current, max_depth=limit)
             scored = score_nodes(graph, evaluator, kids) if kids else []

@@ -6,14 +6,17 @@ from typing import Iterator
 
 import numpy as np
 
-from nsprog.search.graph import NoProgramError, ProgramGraph
+from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
 from nsprog.search.strategies.base import Scored, score_nodes
 from nsprog.search.training import CandidateEvaluator
 
 __all__ = ["mc"]
 
 
-def mc(graph: ProgramGraph, evaluator: CandidateEvaluator, n_samples: int = 20, seed: int = 0) -> Iterator[Scored]:
+def mc(
+    graph: ProgramGraph, evaluator: CandidateEvaluator, n_samples: int = 20, seed: int = 0,
+    start: SearchNode | None = None,
+) -> Iterator[Scored]:
     """Yield the sampled programs best first (distinct structures; deterministic under ``seed``)."""
     rng = np.random.default_rng(seed)
     nodes, seen = [], set()
@@ -21,7 +24,7 @@ def mc(graph: ProgramGraph, evaluator: CandidateEvaluator, n_samples: int = 20, 
         if len(nodes) >= n_samples:
             break
         try:
-            node = graph.sample_complete(rng)
+            node = graph.sample_complete(rng, start)
         except NoProgramError:
             break
         key = node.program.key()

@@ -1,0 +1,80 @@
+"""Latent-variable pieces: Gaussian and Bernoulli KL terms, the straight-through Gumbel
+relaxation of a binary latent, capacity schedules and gradient reversal."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "gaussian_kl",
+    "bernoulli_kl",
+    "gumbel_sigmoid_st",
+    "capacity",
+    "grad_reverse",
+    "gaussian_nll",
+    "LN2",
+]
+
+LN2 = math.log(2.0)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over dims, mean over the batch."""
+    if mu.shape[-1] == 0:
+        return mu.new_zeros(())
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1).mean()
+
+
+def bernoulli_kl(logit: torch.Tensor) -> torch.Tensor:
+    """KL(Bernoulli(sigmoid(logit)) || Bernoulli(0.5)) per program, mean over the batch.
+
+    ``logit`` has shape ``[B, k]``; returns ``[k]``. Computed from log-sigmoids, so it stays
+    finite for saturated logits; it lies in [0, ln 2].
+    """
+    q = torch.sigmoid(logit)
+    kl = q * F.logsigmoid(logit) + (1 - q) * F.logsigmoid(-logit) + LN2
+    return kl.mean(0)
+
+
+def gumbel_sigmoid_st(logit: torch.Tensor, tau: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A hard 0/1 sample whose gradient is that of the relaxed sample
+    ``sigmoid((logit + logistic noise) / tau)`` (straight-through Gumbel)."""
+    u = torch.rand(logit.shape, generator=generator, device=logit.device, dtype=logit.dtype).clamp(1e-6, 1 - 1e-6)
+    noise = torch.log(u) - torch.log1p(-u)
+    soft = torch.sigmoid((logit + noise) / tau)
+    hard = (soft > 0.5).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+def capacity(step: int, max_capacity: float, iters: int, min_capacity: float = 0.0) -> float:
+    """Capacity C_t rising linearly from ``min_capacity`` at step 0 to ``max_capacity`` at ``iters``."""
+    if iters <= 0:
+        return float(max_capacity)
+    frac = min(1.0, max(0.0, step / iters))
+    return float(min_capacity + (max_capacity - min_capacity) * frac)
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.weight * grad, None
+
+
+def grad_reverse(x: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by ``-weight`` backward."""
+    return _GradReverse.apply(x, float(weight))
+
+
+def gaussian_nll(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of ``x`` under N(mu, exp(logvar)), summed over time and dims,
+    mean over the batch."""
+    nll = 0.5 * ((x - mu).pow(2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
+    return nll.flatten(1).sum(1).mean()

@@ -1,0 +1,157 @@
+"""The neurosymbolic trajectory VAE: latent ``z = [z_neural, program bits]``.
+
+The total latent size ``z_dim`` is fixed. Program ``j``'s Bernoulli latent occupies column
+``z_dim - 1 - j``; adding a program turns the last neural column into its bit (the
+encoder drops that unit, the decoder keeps its weights), so the neural latent shrinks as
+programs are added and a warm start keeps everything already learned.
+
+Each program is a :class:`~nsprog.dsl.semantics.StackedProgram` (K = 1) over precomputed,
+standardised domain features; its output is the logit of its bit. Bits are sampled with a
+straight-through Gumbel relaxation during training and thresholded at 0 otherwise.
+An adversary predicts every program bit from the neural latent; a gradient-reversal layer
+makes the encoder and programs maximise its loss in the same backward pass (one forward
+per batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nsprog.models.latent import bernoulli_kl, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st
+from nsprog.models.tvae import ActionDecoder, TrajectoryEncoder
+
+__all__ = ["VAESettings", "NeurosymbolicTVAE"]
+
+
+@dataclass
+class VAESettings:
+    """VAE hyperparameters (the paper's Table 6 plus capacity and adversary options)."""
+
+    z_dim: int = 4
+    h_dim: int = 16
+    rnn_dim: int = 16
+    adv_dim: int = 8
+    decoder: Literal["gru", "mlp", "linear"] = "linear"
+    disc_capacity: float = 0.6  # nats per binary program (at most ln 2)
+    cont_capacity: float | None = None  # None: plain KL (times beta) for the neural latent
+    capacity_iters: int = 10_000  # optimiser steps over which capacities rise linearly from 0
+    gamma_disc: float = 10.0
+    gamma_cont: float = 10.0
+    beta: float = 1.0
+    adversary_weight: float = 1.0
+    tau: float = 0.5
+    lr: float = 2e-4
+    batch_size: int = 32
+    epochs: int = 50  # VAE epochs per round (before each distillation step)
+    final_epochs: int = 0  # epochs after the last program is complete (Algorithm 1, line 7)
+    logvar_clamp: float = 16.0
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.z_dim < 1:
+            raise ValueError(f"z_dim must be >= 1; got {self.z_dim}")
+        if not (0 <= self.disc_capacity <= 0.6931472):
+            raise ValueError(f"disc_capacity must be in [0, ln 2 = 0.693]; got {self.disc_capacity}")
+        for name in ("lr", "tau"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
+        for name in ("batch_size", "epochs", "h_dim", "rnn_dim", "adv_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.final_epochs < 0 or self.capacity_iters < 0:
+            raise ValueError("final_epochs and capacity_iters must be >= 0")
+
+
+class NeurosymbolicTVAE(nn.Module):
+    def __init__(self, state_dim: int, cfg: VAESettings):
+        super().__init__()
+        self.cfg = cfg
+        self.state_dim = state_dim
+        self.encoder = TrajectoryEncoder(state_dim, cfg.z_dim, cfg.rnn_dim, cfg.h_dim, cfg.logvar_clamp)
+        self.decoder = ActionDecoder(state_dim, cfg.z_dim, cfg.decoder, cfg.rnn_dim, cfg.h_dim, cfg.logvar_clamp)
+        self.programs = nn.ModuleList()
+        self.adversary: nn.Module | None = None
+
+    @property
+    def n_programs(self) -> int:
+        return len(self.programs)
+
+    @property
+    def neural_dim(self) -> int:
+        return self.cfg.z_dim - self.n_programs
+
+    def _new_adversary(self) -> None:
+        m, zn = self.n_programs, self.neural_dim
+        if m == 0 or zn == 0:
+            self.adversary = None
+            return
+        dev = next(self.encoder.parameters()).device
+        self.adversary = nn.Sequential(
+            nn.Linear(zn, self.cfg.adv_dim), nn.ReLU(), nn.Linear(self.cfg.adv_dim, self.cfg.adv_dim), nn.ReLU(),
+            nn.Linear(self.cfg.adv_dim, m),
+        ).to(dev)
+
+    def add_program(self, module: nn.Module) -> None:
+        """Append a program latent: its bit takes the place of the last neural dimension."""
+        if self.neural_dim < 1:
+            raise ValueError(
+                f"z_dim = {self.cfg.z_dim} leaves no room for program {self.n_programs + 1}; "
+                "increase vae.z_dim or reduce n_programs"
+            )
+        self.encoder.drop_last_latent()
+        self.programs.append(module)
+        self._new_adversary()
+
+    def set_program(self, j: int, module: nn.Module) -> None:
+        self.programs[j] = module
+
+    def reset_vae(self) -> None:
+        """Re-initialise encoder, decoder and adversary (the reference's behaviour between rounds)."""
+        zn = self.neural_dim
+        dev = next(self.encoder.parameters()).device
+        self.encoder = TrajectoryEncoder(self.state_dim, zn, self.cfg.rnn_dim, self.cfg.h_dim, self.cfg.logvar_clamp).to(dev)
+        self.decoder = ActionDecoder(self.state_dim, self.cfg.z_dim, self.cfg.decoder, self.cfg.rnn_dim,
+                                     self.cfg.h_dim, self.cfg.logvar_clamp).to(dev)
+        self._new_adversary()
+
+    def program_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[B, m]`` logits of the programs' bits."""
+        if not self.n_programs:
+            return feats.new_zeros(feats.shape[0], 0)
+        return torch.cat([p(feats)[0] for p in self.programs], dim=-1)
+
+    def assemble(self, zn: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+        return torch.cat([zn, bits.flip(-1)], dim=-1)
+
+    def forward(self, states: torch.Tensor, feats: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        mu, logvar = self.encoder(states)
+        if self.training:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            zn = mu + eps * torch.exp(0.5 * logvar)
+        else:
+            zn = mu
+        logits = self.program_logits(feats)
+        if self.training:
+            bits = gumbel_sigmoid_st(logits, self.cfg.tau, generator)
+        else:
+            bits = (logits > 0).to(logits.dtype)
+        a, mu_a, logvar_a = self.decoder(states, self.assemble(zn, bits))
+        out = {
+            "recon": gaussian_nll(a, mu_a, logvar_a),
+            "kl_cont": gaussian_kl(mu, logvar),
+            "kl_disc": bernoulli_kl(logits),
+            "logits": logits,
+            "mu": mu,
+        }
+        if self.adversary is not None:
+            pred = self.adversary(grad_reverse(zn))
+            target = grad_reverse(torch.sigmoid(logits))
+            out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
+        else:
+            out["adv"] = mu.new_zeros(())
+        return out

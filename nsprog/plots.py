@@ -1,0 +1,90 @@
+"""Figures of a fit (seaborn, PNG): trajectories, the neural latent in 2-D, program outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+
+from nsprog.data.trajectories import Trajectories  # noqa: E402
+from nsprog.utils import atomic_write  # noqa: E402
+
+__all__ = ["plot_trajectories", "plot_latent", "plot_program_values"]
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_trajectories(traj: Trajectories, path, n: int = 50, boundaries: tuple[float, float] | None = (10.0, 10.0),
+                      seed: int = 0) -> Path:
+    """``n`` windows drawn in the plane of the first two state dims: start green, end blue,
+    colour = class, dashed class boundaries (for the synthetic set: x = 10 and y = 10)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(traj), size=min(n, len(traj)), replace=False)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    palette = sns.color_palette("tab10")
+    names = traj.label_names or ()
+    for i in idx:
+        xy = traj.states[i, :, :2]
+        lab = int(traj.labels[i]) if traj.labels is not None else 0
+        ax.plot(xy[:, 0], xy[:, 1], color=palette[lab % 10], lw=0.8, alpha=0.7)
+        ax.scatter(*xy[0], color="green", s=10, zorder=3)
+        ax.scatter(*xy[-1], color="blue", s=10, zorder=3)
+    if boundaries is not None:
+        ax.axvline(boundaries[0], color="k", ls="--", lw=0.8)
+        ax.axhline(boundaries[1], color="k", ls="--", lw=0.8)
+    handles = [plt.Line2D([], [], color=palette[k % 10], label=names[k] if k < len(names) else str(k))
+               for k in sorted(set(int(v) for v in (traj.labels[idx] if traj.labels is not None else [0])))]
+    handles += [plt.Line2D([], [], color="green", marker="o", ls="", label="start"),
+                plt.Line2D([], [], color="blue", marker="o", ls="", label="end")]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    names_xy = traj.feature_names or ("dim 0", "dim 1")
+    ax.set(xlabel=names_xy[0], ylabel=names_xy[1], title=f"{len(idx)} training trajectories")
+    return _save(fig, path)
+
+
+def plot_latent(z: np.ndarray, colours: Mapping[str, np.ndarray], path, title: str = "neural latent") -> Path:
+    """The latent reduced to 2-D by PCA (or shown as is when it has <= 2 dims), one panel per colouring."""
+    z = np.asarray(z, dtype=float)
+    if z.shape[1] == 0:
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.text(0.5, 0.5, "no neural latent (every dimension is a program)", ha="center", va="center")
+        ax.set_axis_off()
+        return _save(fig, path)
+    if z.shape[1] > 2:
+        xy, axes = PCA(n_components=2, random_state=0).fit_transform(z), ("PC 1", "PC 2")
+    elif z.shape[1] == 2:
+        xy, axes = z, ("z 1", "z 2")
+    else:
+        xy, axes = np.column_stack([z[:, 0], np.random.default_rng(0).normal(0, 0.05, len(z))]), ("z 1", "jitter")
+    fig, axs = plt.subplots(1, len(colours), figsize=(4.6 * len(colours), 4.2), squeeze=False)
+    for ax, (name, c) in zip(axs[0], colours.items()):
+        sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=np.asarray(c).astype(str), s=6, linewidth=0, ax=ax, palette="tab10")
+        ax.set(xlabel=axes[0], ylabel=axes[1], title=f"{title}: coloured by {name}")
+        ax.legend(title=name, fontsize=7, markerscale=2)
+    return _save(fig, path)
+
+
+def plot_program_values(values: np.ndarray, names: list[str], clusters: np.ndarray, path) -> Path:
+    """Distribution of each program's output (logit) per cluster."""
+    k = values.shape[1]
+    fig, axs = plt.subplots(1, max(k, 1), figsize=(4.6 * max(k, 1), 3.6), squeeze=False)
+    for j in range(k):
+        ax = axs[0][j]
+        sns.histplot(x=values[:, j], hue=np.asarray(clusters).astype(str), bins=60, element="step", ax=ax,
+                     palette="tab10", stat="count", common_norm=False)
+        ax.axvline(0, color="k", ls="--", lw=0.8)
+        ax.set(xlabel="program output (logit; bit = 1 right of the dashed line)", title=names[j])
+    return _save(fig, path)

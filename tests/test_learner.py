@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nsprog.data import synthetic_dataset
+from nsprog.dsl import program_from_json
+from nsprog.learner import LearnerSettings, NeurosymbolicEncoder, TrainingError
+from nsprog.models.nstvae import VAESettings
+from nsprog.search import SearchSettings
+
+TINY_VAE = dict(epochs=1, lr=1e-3, capacity_iters=50, cont_capacity=1.0, gamma_disc=1.0)
+TINY_SEARCH = SearchSettings(strategy="greedy", neural_epochs=1, symbolic_epochs=2, patience=1)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synthetic_dataset(400, 200, 200, seed=5)
+
+
+def fit(data, n_programs=1, vae=None, learner=None, **kw):
+    est = NeurosymbolicEncoder("synthetic", n_programs, vae=VAESettings(**{**TINY_VAE, **(vae or {})}),
+                               search=TINY_SEARCH, learner=learner, seed=3, progress=False)
+    return est.fit(data["train"], data["val"], **kw)
+
+
+def _params(program):
+    return {k: np.asarray(v) for k, v in program.fn.params.items()}
+
+
+def test_warm_start_keeps_the_distilled_parameters(tiny):
+    est = fit(tiny, n_programs=1)
+    last = est.history_[-1]
+    distilled = program_from_json(json.loads(last["distilled_program"]))
+    assert est.programs_[0] == distilled
+    for k, v in _params(distilled).items():
+        np.testing.assert_array_equal(_params(est.programs_[0])[k], v)  # the search's threshold is kept
+
+
+def test_reinitialisation_needs_a_final_training_round(tiny):
+    with pytest.raises(ValueError, match="set vae.final_epochs > 0"):
+        fit(tiny, learner=LearnerSettings(warm_start=False))
+    est = fit(tiny, vae={"final_epochs": 1}, learner=LearnerSettings(warm_start=False))
+    assert est.history_[-1]["kind"] == "final" and len(est.programs_) == 1
+
+
+def test_save_load_round_trip_gives_identical_predictions(tiny, tmp_path):
+    est = fit(tiny, n_programs=2)
+    est.save(tmp_path)
+    back = NeurosymbolicEncoder.load(tmp_path)
+    test = tiny["test"]
+    np.testing.assert_array_equal(back.predict(test), est.predict(test))
+    np.testing.assert_allclose(back.transform(test), est.transform(test), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(back.predict_proba(test), est.predict_proba(test), rtol=1e-6, atol=1e-7)
+    assert [p.key() for p in back.programs_] == [p.key() for p in est.programs_]
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # plain tensors and numbers only
+    assert ck["format"] == "nsprog-encoder"
+    assert est.predict_proba(test).sum(1) == pytest.approx(np.ones(len(test)))
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_fit(tiny, tmp_path, monkeypatch):
+    full = fit(tiny, n_programs=2, checkpoint_dir=tmp_path / "full")
+    calls = {"n": 0}
+    original = NeurosymbolicEncoder._distill
+
+    def interrupted(self, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the machine dies during the third distillation
+            raise KeyboardInterrupt
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(NeurosymbolicEncoder, "_distill", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny, n_programs=2, checkpoint_dir=tmp_path / "cut")
+    monkeypatch.setattr(NeurosymbolicEncoder, "_distill", original)
+    ck = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert ck["round"] == 2 and len(ck["programs_done"]) == 1
+    resumed = fit(tiny, n_programs=2, checkpoint_dir=tmp_path / "cut", resume=True)
+    assert [p.key() for p in resumed.programs_] == [p.key() for p in full.programs_]
+    for a, b in zip(resumed.programs_, full.programs_):
+        for k, v in _params(a).items():
+            np.testing.assert_allclose(v, _params(b)[k], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(resumed.predict(tiny["test"]), full.predict(tiny["test"]))
+
+
+def test_bad_inputs_fail_before_training(tiny):
+    with pytest.raises(ValueError, match="has only 4 distinct complete program"):
+        NeurosymbolicEncoder("synthetic", 5, vae=VAESettings(z_dim=8), progress=False).fit(tiny["train"], tiny["val"])
+    with pytest.raises(ValueError, match="needs vae.z_dim >= 5"):
+        NeurosymbolicEncoder("synthetic", 5, vae=VAESettings(z_dim=4), progress=False).fit(tiny["train"], tiny["val"])
+    wide = synthetic_dataset(50, 20, 20)["train"]
+    from nsprog.data import Trajectories
+
+    three = Trajectories(states=np.concatenate([wide.states, wide.states[..., :1]], axis=-1))
+    with pytest.raises(ValueError, match="expects 2 state dims"):
+        NeurosymbolicEncoder("synthetic", 1, progress=False).fit(three, three)
+    with pytest.raises(ValueError, match="max_depth is 1"):
+        NeurosymbolicEncoder("synthetic", 1, search=SearchSettings(max_depth=1), progress=False).fit(tiny["train"])
+
+
+def test_nan_loss_stops_with_the_term_named_and_keeps_the_last_checkpoint(tiny, tmp_path):
+    est = fit(tiny, n_programs=1, checkpoint_dir=tmp_path)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(TrainingError, match=r"non-finite loss in program 1, round 1, epoch 1, batch \d+"):
+        fit(tiny, n_programs=1, vae={"lr": 1e12, "epochs": 3}, checkpoint_dir=tmp_path / "other")
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert est.programs_
+
+
+def test_a_fast_fit_recovers_a_ground_truth_factor():
+    data = synthetic_dataset(5000, 1000, 1000, seed=0)
+    est = NeurosymbolicEncoder(
+        "synthetic", 1,
+        vae=VAESettings(epochs=20, lr=1e-3, capacity_iters=5000, cont_capacity=1.0, gamma_disc=1.0),
+        search=SearchSettings(strategy="greedy", neural_epochs=5, symbolic_epochs=8), seed=0, progress=False,
+    ).fit(data["train"], data["val"])
+    bits = est.predict(data["test"])
+    agree = [max(np.mean(bits == data["test"].factors[f]), np.mean(bits != data["test"].factors[f])) for f in ("c_x", "c_y")]
+    assert max(agree) >= 0.95, (est.programs_[0].key(), agree)
+    assert est.programs_[0].key() in ("MapAverage(FinalXAffine)", "MapAverage(FinalYAffine)")
