@@ -88,3 +88,69 @@ def plot_program_values(values: np.ndarray, names: list[str], clusters: np.ndarr
         ax.axvline(0, color="k", ls="--", lw=0.8)
         ax.set(xlabel="program output (logit; bit = 1 right of the dashed line)", title=names[j])
     return _save(fig, path)
+
+
+def _draw_team(ax, states: np.ndarray, layout: dict) -> None:
+    field = layout.get("field") or {}
+    length, width = field.get("length"), field.get("width")
+    if length and width:
+        ax.add_patch(plt.Rectangle((0, 0), length, width, fill=False, lw=0.8, color="0.4"))
+    target = layout.get("target") or field.get("target")
+    if target is not None:
+        ax.scatter(*target, marker="*", s=90, color="crimson", zorder=4)
+    s = states.reshape(states.shape[0], -1, 3)
+    for p in range(s.shape[1]):
+        present = s[:, p, 2] > 0.5
+        if present.any():
+            ax.plot(s[present, p, 0], s[present, p, 1], lw=0.9, alpha=0.8)
+            last = np.flatnonzero(present)[-1]
+            ax.scatter(s[last, p, 0], s[last, p, 1], s=12, zorder=3)
+    ax.set_aspect("equal")
+
+
+def _draw_pose(ax, states: np.ndarray, layout: dict) -> None:
+    inds = layout.get("individuals") or ["0"]
+    kps = layout.get("keypoints") or []
+    k = max(len(kps), 1)
+    s = states.reshape(states.shape[0], len(inds), k, 2)
+    centre = s.shape[0] // 2
+    palette = sns.color_palette("tab10")
+    for i in range(len(inds)):
+        pts = s[centre, i]
+        ax.plot(pts[:, 0], pts[:, 1], "-o", ms=2.5, lw=0.8, color=palette[i % 10], label=str(inds[i]))
+        track = s[:, i].mean(axis=1)
+        ax.plot(track[:, 0], track[:, 1], lw=0.6, ls=":", color=palette[i % 10])
+    ax.set_aspect("equal")
+    ax.invert_yaxis()  # image coordinates
+
+
+def plot_cluster_examples(traj: Trajectories, clusters: np.ndarray, path, per_cluster: int = 4, seed: int = 0) -> Path:
+    """A few windows of every cluster: player tracks on the field for team windows (target
+    starred), keypoints at the centre frame (and each animal's path, dotted) for pose windows,
+    the path in the plane of the first two state dims otherwise."""
+    layout = traj.metadata.get("layout") or {}
+    ids = np.unique(clusters)
+    rng = np.random.default_rng(seed)
+    fig, axs = plt.subplots(len(ids), per_cluster, figsize=(2.6 * per_cluster, 2.4 * len(ids)), squeeze=False)
+    for r, c in enumerate(ids):
+        members = np.flatnonzero(clusters == c)
+        pick = rng.choice(members, size=min(per_cluster, len(members)), replace=False)
+        for col in range(per_cluster):
+            ax = axs[r][col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(pick):
+                ax.set_axis_off()
+                continue
+            st = traj.states[pick[col]]
+            if layout.get("kind") == "team":
+                _draw_team(ax, st, layout)
+            elif layout.get("kind") == "keypoints":
+                _draw_pose(ax, st, layout)
+            else:
+                ax.plot(st[:, 0], st[:, 1], lw=1)
+                ax.scatter(*st[0, :2], color="green", s=8)
+                ax.scatter(*st[-1, :2], color="blue", s=8)
+            if col == 0:
+                ax.set_ylabel(f"cluster {c}\n({len(members)} windows)", fontsize=8)
+    return _save(fig, path)

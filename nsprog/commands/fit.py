@@ -196,15 +196,17 @@ def make_plots(est: NeurosymbolicEncoder, splits: dict, cfg: FitRunConfig, folde
     from nsprog import plots
 
     test = splits["test"]
-    if test.state_dim >= 2:
-        synthetic = test.metadata.get("domain") == "synthetic"
-        plots.plot_trajectories(splits["train"], folder / "trajectories.png", boundaries=(10.0, 10.0) if synthetic else None)
+    if test.metadata.get("domain") == "synthetic":
+        plots.plot_trajectories(splits["train"], folder / "trajectories.png", boundaries=(10.0, 10.0))
     colours = {c: test.label_column(c) for c in (cfg.eval.factors or [cfg.eval.labels])}
     plots.plot_latent(est.transform(test), colours, folder / "neural_latent.png",
                       title=f"neural latent, {len(est.programs_)} program(s)")
     if est.programs_:
-        logits = np.log(np.clip(est.program_proba(test), 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(est.program_proba(test), 1e-7, 1 - 1e-7))
-        plots.plot_program_values(logits, [p.key() for p in est.programs_], est.predict(test), folder / "programs.png")
+        p = np.clip(est.program_proba(test), 1e-7, 1 - 1e-7)
+        logits = np.log(p) - np.log1p(-p)
+        clusters = est.predict(test)
+        plots.plot_program_values(logits, [p.key() for p in est.programs_], clusters, folder / "programs.png")
+        plots.plot_cluster_examples(test, clusters, folder / "cluster_examples.png")
 
 
 # ---------------------------------------------------------------------------- show / evaluate

@@ -1,4 +1,5 @@
-"""Where a run's windows come from: the built-in synthetic generator or an nsprog HDF5 file,
+"""Where a run's windows come from: the built-in synthetic generator, an nsprog HDF5 file, or
+raw tracking files (DeepLabCut, SLEAP, CalMS21, SportVU, ...) cut into windows on the fly;
 split into train / val / test without leakage."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from nsprog.data.convert import WindowOptions, load_windows
 from nsprog.data.io import load_dataset
 from nsprog.data.splits import split_by_group, split_by_time, split_random
 from nsprog.data.synthetic import synthetic_dataset
@@ -26,15 +28,21 @@ class SplitConfig:
 
 @dataclass
 class DataConfig:
-    """``source: synthetic`` generates the paper's dataset; ``source: file`` reads ``path``.
+    """``source: synthetic`` generates the paper's dataset; ``source: file`` reads the nsprog
+    HDF5 file ``path``; ``source: tracking`` reads tracking file(s) at ``path`` (file, folder
+    or glob) with ``format``/``loader``/``annotations`` and cuts windows as ``windows`` says.
 
-    ``test_path`` (optional) replaces the test split with the windows of another file
-    (e.g. another game), so a model trained on one recording is scored on another.
+    ``test_path`` (optional) replaces the test split with all windows of another file of the
+    same kind (e.g. another game), so a model trained on one recording is scored on another.
     """
 
-    source: Literal["synthetic", "file"] = "synthetic"
+    source: Literal["synthetic", "file", "tracking"] = "synthetic"
     path: str | None = None
     test_path: str | None = None
+    format: str = "auto"
+    annotations: str | None = None
+    loader: dict = field(default_factory=dict)
+    windows: WindowOptions | None = None
     n_train: int = 10_000
     n_val: int = 2_000
     n_test: int = 2_000
@@ -53,14 +61,23 @@ def _split(t: Trajectories, cfg: SplitConfig, seed: int) -> dict[str, Trajectori
     return split_random(t, fractions, seed)
 
 
+def _tracking(cfg: DataConfig, path: str) -> Trajectories:
+    if cfg.windows is None:
+        raise ValueError("data.windows is required when data.source is 'tracking' (e.g. windows: {window: 21})")
+    return load_windows(path, cfg.windows, format=cfg.format, annotations=cfg.annotations, **cfg.loader)
+
+
 def load_splits(cfg: DataConfig, seed: int = 0) -> dict[str, Trajectories]:
     """``{"train", "val", "test"}`` windows for a run."""
     data_seed = seed if cfg.data_seed is None else cfg.data_seed
     if cfg.source == "synthetic":
         splits = synthetic_dataset(cfg.n_train, cfg.n_val, cfg.n_test, cfg.length, data_seed, cfg.reject_ambiguous)
+    elif not cfg.path:
+        what = "an nsprog HDF5 file" if cfg.source == "file" else "a tracking file, folder or glob"
+        raise ValueError(f"data.path is required when data.source is {cfg.source!r} ({what}); set it with --set data.path=...")
+    elif cfg.source == "tracking":
+        splits = _split(_tracking(cfg, cfg.path), cfg.split, data_seed)
     else:
-        if not cfg.path:
-            raise ValueError("data.path is required when data.source is 'file' (an nsprog HDF5 file)")
         loaded = load_dataset(cfg.path)
         if {"train", "val", "test"} <= set(loaded):
             splits = {k: loaded[k] for k in ("train", "val", "test")}
@@ -70,7 +87,9 @@ def load_splits(cfg: DataConfig, seed: int = 0) -> dict[str, Trajectories]:
             whole = Trajectories.concatenate(list(loaded.values())) if len(loaded) > 1 else next(iter(loaded.values()))
             splits = _split(whole, cfg.split, data_seed)
     if cfg.test_path:
-        other = load_dataset(cfg.test_path)
-        test = other.get("test") or Trajectories.concatenate(list(other.values()))
-        splits["test"] = test
+        if cfg.source == "tracking":
+            splits["test"] = _tracking(cfg, cfg.test_path)
+        else:
+            other = load_dataset(cfg.test_path)
+            splits["test"] = other.get("test") or Trajectories.concatenate(list(other.values()))
     return splits

@@ -262,14 +262,15 @@ def team_windows(
         n_g = present[g].sum(axis=1)
         short = np.flatnonzero(n_g < min_players)
         for w in short[:5]:
-            log.warning(
+            log.info(
                 "%s: window at frame %d: field 'players of team %s' has %d tracked in every frame; expected %d. Skipped",
                 src, int(starts[w]), gnames[g], int(n_g[w]), min_players,
             )
         enough &= n_g >= min_players
     n_short = int((~enough).sum())
-    if n_short > 5:
-        log.warning("%s: %d windows in all skipped for too few players", src, n_short)
+    if n_short:
+        log.warning("%s: %d windows skipped for too few players (first at frame %d; details at log level INFO)",
+                    src, n_short, int(starts[np.flatnonzero(~enough)[0]]))
     keep = enough
     starts, off = starts[keep], off[keep]
     if n_short:
