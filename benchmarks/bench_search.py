@@ -21,14 +21,29 @@ from nsprog.features.pipeline import FeaturePipeline
 from nsprog.search import ProgramSearch, SearchSettings
 
 
-def run(dsl_name: str, label: str, fused: bool, max_depth: int, device: str, splits) -> ProgramSearch:
+def run(dsl_name: str, label: str, fused: bool, max_depth: int, device: str, splits, **settings) -> ProgramSearch:
     dsl = load_dsl(dsl_name)
     pipe = FeaturePipeline.for_dsl(dsl)
     xtr, xva = pipe.fit_transform(splits["train"]), pipe.transform(splits["val"])
-    settings = SearchSettings(strategy="astar", max_depth=max_depth, fused=fused)
+    settings = SearchSettings(**{"strategy": "astar", "max_depth": max_depth, "fused": fused, **settings})
     return ProgramSearch(dsl, settings, seed=0, device=device).fit(
-        xtr.to(device), splits["train"].factors[label], xva.to(device), splits["val"].factors[label]
+        xtr.to(device), splits["train"].label_column(label), xva.to(device), splits["val"].label_column(label)
     )
+
+
+def basketball_splits():
+    """Offense / defense windows of the SportVU sample (None when ../shared/data is absent)."""
+    from pathlib import Path
+
+    from nsprog.config import from_dict
+    from nsprog.data.sources import DataConfig, load_splits
+
+    path = Path("../shared/data/sportvu/0021500400.csv")
+    if not path.exists():
+        return None
+    cfg = from_dict(DataConfig, {"source": "tracking", "path": str(path),
+                                 "windows": {"window_seconds": 8.0, "layout": "team"}})
+    return load_splits(cfg)
 
 
 def main() -> None:
@@ -49,16 +64,23 @@ def main() -> None:
     print(f"   total time to solve both searches: {total:.1f} s (target < 60 s)")
 
     print("\n2. batched siblings vs one at a time (same searches, same data, identical scores)")
-    for dsl_name, depth in (("synthetic", 2), ("synthetic_displacement", 3)):
+    scenarios = [("synthetic", "c_x", 2, splits, {}), ("synthetic_displacement", "c_x", 3, splits, {})]
+    bball = basketball_splits()
+    if bball is not None:
+        scenarios.append(("team", "label", 3, bball, {"batch_size": 128, "lr": 2e-3, "neural_epochs": 8,
+                                                      "symbolic_epochs": 8, "max_units": 12, "min_units": 4}))
+    else:
+        print("   (basketball scenario skipped: ../shared/data/sportvu is absent)")
+    for dsl_name, label, depth, data, extra in scenarios:
         res = {}
         for fused in (True, False):
-            est = run(dsl_name, "c_x", fused, depth, args.device, splits)
-            res[fused] = est
+            res[fused] = run(dsl_name, label, fused, depth, args.device, data, **extra)
         b, s = res[True], res[False]
-        assert b.program_ == s.program_
+        same = "same program" if b.program_ == s.program_ else f"DIFFERENT programs ({s.program_.key()})"
         cps_b = b.n_candidates_ / b.seconds_
         cps_s = s.n_candidates_ / s.seconds_
-        print(f"   DSL {dsl_name}, depth {depth}: {b.n_candidates_} candidates, best {b.program_.key()}")
+        what = "SportVU offense/defense" if dsl_name == "team" else label
+        print(f"   DSL {dsl_name} ({what}), depth {depth}: {b.n_candidates_} candidates, best {b.program_.key()}; {same}")
         print(f"      batched:        {b.seconds_:7.1f} s  {b.seconds_ / b.n_candidates_:6.3f} s/candidate  {cps_b:6.2f} candidates/s")
         print(f"      one at a time:  {s.seconds_:7.1f} s  {s.seconds_ / s.n_candidates_:6.3f} s/candidate  {cps_s:6.2f} candidates/s")
         print(f"      speed-up: {cps_b / cps_s:.2f}x (target >= 3x)")

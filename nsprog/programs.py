@@ -41,7 +41,10 @@ class ProgramSet:
 
     def decision_function(self, traj: Trajectories) -> dict[str, np.ndarray]:
         """Program outputs per program name: ``[N]`` logits for binary programs."""
-        x = self.features(traj)
+        return self.decision_function_features(self.features(traj))
+
+    def decision_function_features(self, x) -> dict[str, np.ndarray]:
+        """Program outputs on already standardised features ``[N, T, F]``."""
         out = {}
         for name, prog in self.programs.items():
             v = evaluate_program(prog, self.dsl, x).cpu().numpy()

@@ -168,7 +168,7 @@ def test_user_dsl_from_yaml_and_its_errors(tmp_path):
     msg = str(info.value)
     assert "unknown production 'MapAvg' (did you mean 'MapAverage'?)" in msg
     assert "feature 'elbow' is not provided by domain 'synthetic'" in msg
-    with pytest.raises(KeyError, match="unknown DSL 'nope'; shipped DSLs: synthetic"):
+    with pytest.raises(KeyError, match="unknown DSL .nope.; shipped DSLs: .*synthetic"):
         load_dsl("nope")
 
 

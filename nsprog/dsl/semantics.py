@@ -28,7 +28,7 @@ from nsprog.dsl.ast import with_params as _with_params
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.types import ATOM, LIST
 
-__all__ = ["StackedProgram", "shape_key", "hidden_units", "ParamError", "root_mode", "evaluate_program"]
+__all__ = ["StackedProgram", "CandidateBatch", "Banks", "shape_key", "hidden_units", "ParamError", "root_mode", "evaluate_program"]
 
 
 class ParamError(ValueError):
@@ -65,109 +65,116 @@ def _uniform(shape, bound: float, gen: torch.Generator) -> torch.Tensor:
     return (torch.rand(shape, generator=gen) * 2 - 1) * bound
 
 
-class _SNode(nn.Module):
-    """A node of K stacked programs."""
-
-    param_names: tuple[str, ...] = ()
-
-    def __init__(self, nodes: Sequence[Node], path: tuple[int, ...]):
-        super().__init__()
-        self.K = len(nodes)
-        self.path = path
-        self.sig = nodes[0].sig
-
-    def forward(self, x: torch.Tensor, mode: str) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError(type(self).__name__)
-
-    # parameters of candidate k as numpy arrays (leaf nodes override)
-    def get_params(self, k: int) -> dict[str, np.ndarray] | None:
-        if not self.param_names:
-            return None
-        return {n: getattr(self, n)[k].detach().cpu().numpy().copy() for n in self.param_names}
-
-    def set_params(self, k: int, params: Mapping[str, np.ndarray], where: str) -> None:
-        for n in self.param_names:
-            if n not in params:
-                raise ParamError(f"{where}: missing parameter {n!r}; expected {', '.join(self.param_names)}")
-            p = getattr(self, n)
-            value = torch.tensor(np.array(params[n], dtype=np.float32), dtype=p.dtype)
-            if tuple(value.shape) != tuple(p.shape[1:]):
-                raise ParamError(
-                    f"{where}: parameter {n!r} has shape {tuple(value.shape)}; expected {tuple(p.shape[1:])}"
-                )
-            with torch.no_grad():
-                p[k].copy_(value)
-
-
-class _SAffine(_SNode):
-    param_names = ("weight", "bias")
-
-    def __init__(self, nodes, path, dsl: DSL):
-        super().__init__(nodes, path)
-        s = len(nodes[0].features)
-        d = self.sig.out.dim
-        idx = torch.tensor([dsl.feature_indices(n.features) for n in nodes], dtype=torch.long)
-        self.register_buffer("idx", idx, persistent=False)
-        self.weight = nn.Parameter(torch.empty(self.K, s, d))
-        self.bias = nn.Parameter(torch.empty(self.K, d))
-        self.s, self.d = s, d
-
-    def init_candidate(self, k: int, gen: torch.Generator) -> None:
-        bound = 1.0 / math.sqrt(self.s)
-        with torch.no_grad():
-            self.weight[k].copy_(_uniform((self.s, self.d), bound, gen))
-            self.bias[k].copy_(_uniform((self.d,), bound, gen))
-
-    def forward(self, x, mode):
-        if mode != "atom":
-            raise RuntimeError(f"affine library functions are atom->atom; cannot evaluate in mode {mode!r}")
-        sel = x[..., self.idx]  # [B, *, K, s]
-        out = torch.einsum("...ks,ksd->k...d", sel, self.weight)
-        return out + self.bias.view(self.K, *([1] * (out.dim() - 2)), self.d)
-
-
-class _SMLPHole(_SNode):
-    param_names = ("w1", "b1", "w2", "b2")
-
-    def __init__(self, nodes, path, units: int):
-        super().__init__(nodes, path)
-        f, d, h = self.sig.inp.dim, self.sig.out.dim, units
-        self.w1 = nn.Parameter(torch.empty(self.K, f, h))
-        self.b1 = nn.Parameter(torch.empty(self.K, h))
-        self.w2 = nn.Parameter(torch.empty(self.K, h, d))
-        self.b2 = nn.Parameter(torch.empty(self.K, d))
-        self.f, self.h, self.d = f, h, d
-
-    def init_candidate(self, k, gen):
-        b1, b2 = 1.0 / math.sqrt(self.f), 1.0 / math.sqrt(self.h)
-        with torch.no_grad():
-            self.w1[k].copy_(_uniform((self.f, self.h), b1, gen))
-            self.b1[k].copy_(_uniform((self.h,), b1, gen))
-            self.w2[k].copy_(_uniform((self.h, self.d), b2, gen))
-            self.b2[k].copy_(_uniform((self.d,), b2, gen))
-
-    def forward(self, x, mode):
-        if mode != "atom":
-            raise RuntimeError(f"an atom hole cannot be evaluated in mode {mode!r}")
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.f)
-        hid = torch.relu(torch.matmul(x2, self.w1) + self.b1[:, None, :])  # [K, M, h]
-        out = torch.baddbmm(self.b2[:, None, :], hid, self.w2)  # [K, M, d]
-        return out.reshape(self.K, *lead, self.d)
-
-
 _GATES = 3  # GRU gates r, z, n: PyTorch stacks their weights as [W_r; W_z; W_n]
 
 
-class _GRUBank(nn.Module):
+class _Bank(nn.Module):
+    """Parameters of many leaf *slots* (one slot = one leaf of one candidate) of one kind and
+    size, evaluated together in one call per input and cached until ``clear``."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        self._cache = None
+
+    def clear(self) -> None:
+        self._cache = None
+
+    def output(self, x: torch.Tensor):
+        if self._cache is None or self._cache[0] is not x:
+            self._cache = (x, self.compute(x))
+        return self._cache[1]
+
+    def compute(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def slot_params(self, slot: int) -> dict[str, np.ndarray]:
+        return {n: getattr(self, n)[slot].detach().cpu().numpy().copy() for n in self.names}
+
+    def set_slot(self, slot: int, values: Mapping[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for n in self.names:
+                getattr(self, n)[slot].copy_(values[n])
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {n: tuple(getattr(self, n).shape[1:]) for n in self.names}
+
+
+class _AffineBank(_Bank):
+    """Affine maps of feature subsets of size ``s``: slot ``i`` reads features ``idx[i]``."""
+
+    names = ("weight", "bias")
+
+    def __init__(self, s: int, d: int):
+        super().__init__()
+        self.s, self.d = s, d
+        self._idx: list[tuple[int, ...]] = []
+
+    def add(self, idx: tuple[int, ...]) -> int:
+        self._idx.append(tuple(idx))
+        self.n += 1
+        return self.n - 1
+
+    def build(self) -> None:
+        self.register_buffer("idx", torch.tensor(self._idx, dtype=torch.long).reshape(self.n, self.s), persistent=False)
+        self.weight = nn.Parameter(torch.zeros(self.n, self.s, self.d))
+        self.bias = nn.Parameter(torch.zeros(self.n, self.d))
+
+    def init_slot(self, slot: int, gen: torch.Generator) -> None:
+        bound = 1.0 / math.sqrt(self.s)
+        self.set_slot(slot, {"weight": _uniform((self.s, self.d), bound, gen), "bias": _uniform((self.d,), bound, gen)})
+
+    def compute(self, x):
+        sel = x[..., self.idx]  # [B, *, S, s]
+        out = torch.einsum("...ks,ksd->k...d", sel, self.weight)
+        return out + self.bias.view(self.n, *([1] * (out.dim() - 2)), self.d)
+
+
+class _MLPBank(_Bank):
+    """One-hidden-layer MLPs ``f -> h -> d`` (atom holes), as batched matrix products."""
+
+    names = ("w1", "b1", "w2", "b2")
+
+    def __init__(self, f: int, h: int, d: int):
+        super().__init__()
+        self.f, self.h, self.d = f, h, d
+
+    def add(self) -> int:
+        self.n += 1
+        return self.n - 1
+
+    def build(self) -> None:
+        self.w1 = nn.Parameter(torch.zeros(self.n, self.f, self.h))
+        self.b1 = nn.Parameter(torch.zeros(self.n, self.h))
+        self.w2 = nn.Parameter(torch.zeros(self.n, self.h, self.d))
+        self.b2 = nn.Parameter(torch.zeros(self.n, self.d))
+
+    def init_slot(self, slot: int, gen: torch.Generator) -> None:
+        b1, b2 = 1.0 / math.sqrt(self.f), 1.0 / math.sqrt(self.h)
+        self.set_slot(slot, {
+            "w1": _uniform((self.f, self.h), b1, gen), "b1": _uniform((self.h,), b1, gen),
+            "w2": _uniform((self.h, self.d), b2, gen), "b2": _uniform((self.d,), b2, gen),
+        })
+
+    def compute(self, x):
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.f)
+        hid = torch.relu(torch.matmul(x2, self.w1) + self.b1[:, None, :])  # [S, M, h]
+        out = torch.baddbmm(self.b2[:, None, :], hid, self.w2)  # [S, M, d]
+        return out.reshape(self.n, *lead, self.d)
+
+
+class _GRUBank(_Bank):
     """Several GRUs that read the same input, run as ONE block-diagonal GRU kernel call.
 
-    Every (hole, candidate) pair owns a slot of ``h`` hidden units; input weights are dense
-    (all slots read the same features) and the recurrent weights are masked to the slots'
-    diagonal blocks, so the result equals running the GRUs separately. CPU GRU cost is
-    dominated by per-time-step op overhead rather than arithmetic, so one call with H
-    hidden units costs far less than H/h calls.
+    Every slot owns ``h`` hidden units; input weights are dense (all slots read the same
+    features) and the recurrent weights are masked to the slots' diagonal blocks, so the
+    result equals running the GRUs separately. CPU GRU cost is dominated by per-time-step
+    op overhead rather than arithmetic, so one call with H hidden units costs far less than
+    H/h calls. ``output(x)`` is ``(outputs [B, T, H], final state [B, H])``.
     """
+
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
     def __init__(self, f: int, sizes: list[int]):
         super().__init__()
@@ -175,6 +182,7 @@ class _GRUBank(nn.Module):
         self.f, self.H = f, H
         self.offsets = [int(o) for o in np.cumsum([0] + sizes[:-1])]
         self.sizes = list(sizes)
+        self.n = len(sizes)
         self.weight_ih = nn.Parameter(torch.zeros(_GATES * H, f))
         self.weight_hh = nn.Parameter(torch.zeros(_GATES * H, H))
         self.bias_ih = nn.Parameter(torch.zeros(_GATES * H))
@@ -184,7 +192,6 @@ class _GRUBank(nn.Module):
             for g in range(_GATES):
                 mask[g * H + o : g * H + o + h, o : o + h] = 1
         self.register_buffer("mask", mask, persistent=False)
-        self._cache = None
 
     def rows(self, slot: int) -> torch.Tensor:
         o, h = self.offsets[slot], self.sizes[slot]
@@ -194,18 +201,20 @@ class _GRUBank(nn.Module):
         o = self.offsets[slot]
         return slice(o, o + self.sizes[slot])
 
-    def clear(self) -> None:
-        self._cache = None
+    def compute(self, x):
+        hx = x.new_zeros(1, x.shape[0], self.H)
+        weights = [self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh]
+        out, hn = torch._VF.gru(x, hx, weights, True, 1, 0.0, self.training, False, True)
+        return out, hn[0]
 
-    def forward(self, x: torch.Tensor):
-        if self._cache is None or self._cache[0] is not x:
-            hx = x.new_zeros(1, x.shape[0], self.H)
-            weights = [self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh]
-            out, hn = torch._VF.gru(x, hx, weights, True, 1, 0.0, self.training, False, True)
-            self._cache = (x, out, hn[0])
-        return self._cache[1], self._cache[2]
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError("slot sizes differ; use slot_shapes(slot)")
 
-    def get_slot(self, slot: int) -> dict[str, np.ndarray]:
+    def slot_shapes(self, slot: int) -> dict[str, tuple[int, ...]]:
+        h = self.sizes[slot]
+        return {"weight_ih_l0": (3 * h, self.f), "weight_hh_l0": (3 * h, h), "bias_ih_l0": (3 * h,), "bias_hh_l0": (3 * h,)}
+
+    def slot_params(self, slot: int) -> dict[str, np.ndarray]:
         r, c = self.rows(slot), self.cols(slot)
         return {
             "weight_ih_l0": self.weight_ih[r].detach().cpu().numpy().copy(),
@@ -224,72 +233,200 @@ class _GRUBank(nn.Module):
             self.bias_ih[r] = values["bias_ih_l0"]
             self.bias_hh[r] = values["bias_hh_l0"]
 
+    def init_slot(self, slot: int, gen: torch.Generator) -> None:
+        bound = 1.0 / math.sqrt(self.sizes[slot])
+        self.set_slot(slot, {n: _uniform(shape, bound, gen) for n, shape in self.slot_shapes(slot).items()})
+
+
+class Banks(nn.Module):
+    """Every leaf of a set of stacked programs, grouped by kind and size into banks.
+
+    A :class:`StackedProgram` owns a private ``Banks``; a :class:`CandidateBatch` shares one
+    between all its programs, so the leaves of every candidate of every shape are computed
+    in a handful of calls per batch. Leaves request slots while the trees are built; ``build``
+    then creates the parameters (GRU slots are packed into banks of <= ``gru_units`` units).
+    """
+
+    def __init__(self, gru_units: int = 128):
+        super().__init__()
+        self.gru_units = gru_units
+        self._affine: dict[tuple[int, int], _AffineBank] = {}
+        self._mlp: dict[tuple[int, int, int], _MLPBank] = {}
+        self._gru_requests: list[tuple[int, int, list]] = []  # (f, h, [receiver])
+        self.banks = nn.ModuleList()
+        self.built = False
+
+    def affine(self, s: int, d: int, idx: tuple[int, ...]) -> tuple[_AffineBank, int]:
+        bank = self._affine.setdefault((s, d), _AffineBank(s, d))
+        return bank, bank.add(idx)
+
+    def mlp(self, f: int, h: int, d: int) -> tuple[_MLPBank, int]:
+        bank = self._mlp.setdefault((f, h, d), _MLPBank(f, h, d))
+        return bank, bank.add()
+
+    def gru(self, f: int, h: int) -> list:
+        """A receiver that holds ``(bank, slot)`` once the banks are built."""
+        receiver: list = []
+        self._gru_requests.append((f, h, receiver))
+        return receiver
+
+    def build(self) -> "Banks":
+        if self.built:
+            raise RuntimeError("banks are already built")
+        for bank in [*self._affine.values(), *self._mlp.values()]:
+            bank.build()
+            self.banks.append(bank)
+        by_f: dict[int, list] = {}
+        for f, h, rec in self._gru_requests:
+            by_f.setdefault(f, []).append((h, rec))
+        for f, reqs in by_f.items():
+            chunk, size = [], 0
+            for h, rec in reqs + [(None, None)]:
+                if chunk and (h is None or size + h > self.gru_units):
+                    bank = _GRUBank(f, [c[0] for c in chunk])
+                    for slot, (_, r) in enumerate(chunk):
+                        r.append((bank, slot))
+                    self.banks.append(bank)
+                    chunk, size = [], 0
+                if h is not None:
+                    chunk.append((h, rec))
+                    size += h
+        self.built = True
+        return self
+
+    def clear(self) -> None:
+        for b in self.banks:
+            b.clear()
+
+
+class _SNode(nn.Module):
+    """A node of K stacked programs."""
+
+    def __init__(self, nodes: Sequence[Node], path: tuple[int, ...]):
+        super().__init__()
+        self.K = len(nodes)
+        self.path = path
+        self.sig = nodes[0].sig
+
+    def forward(self, x: torch.Tensor, mode: str) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(type(self).__name__)
+
+    def get_params(self, k: int) -> dict[str, np.ndarray] | None:
+        return None
+
+
+class _SLeaf(_SNode):
+    """A leaf whose K candidates are consecutive slots of one bank (weights live in the bank)."""
+
+    def _attach(self, refs: list[tuple[_Bank, int]]) -> None:
+        object.__setattr__(self, "_bank", refs[0][0])  # the bank is owned by Banks, not by this node
+        self.start = refs[0][1]
+        if [r[1] for r in refs] != list(range(self.start, self.start + self.K)):
+            raise RuntimeError("leaf slots must be consecutive")
+
+    def _rows(self, x):
+        return self._bank.output(x).narrow(0, self.start, self.K)
+
+    def get_params(self, k):
+        return self._bank.slot_params(self.start + k)
+
+    def set_params(self, k, params, where):
+        shapes = self._bank.shapes()
+        values = {}
+        for n, shape in shapes.items():
+            if n not in params:
+                raise ParamError(f"{where}: missing parameter {n!r}; expected {', '.join(shapes)}")
+            value = torch.tensor(np.array(params[n], dtype=np.float32))
+            if tuple(value.shape) != shape:
+                raise ParamError(f"{where}: parameter {n!r} has shape {tuple(value.shape)}; expected {shape}")
+            values[n] = value
+        self._bank.set_slot(self.start + k, values)
+
+    def init_candidate(self, k, gen):
+        self._bank.init_slot(self.start + k, gen)
+
+
+class _SAffine(_SLeaf):
+    def __init__(self, nodes, path, dsl: DSL, banks: Banks):
+        super().__init__(nodes, path)
+        self.s, self.d = len(nodes[0].features), self.sig.out.dim
+        self._attach([banks.affine(self.s, self.d, dsl.feature_indices(n.features)) for n in nodes])
+
+    def forward(self, x, mode):
+        if mode != "atom":
+            raise RuntimeError(f"affine library functions are atom->atom; cannot evaluate in mode {mode!r}")
+        return self._rows(x)
+
+
+class _SMLPHole(_SLeaf):
+    def __init__(self, nodes, path, units: int, banks: Banks):
+        super().__init__(nodes, path)
+        self.f, self.h, self.d = self.sig.inp.dim, units, self.sig.out.dim
+        self._attach([banks.mlp(self.f, self.h, self.d) for _ in nodes])
+
+    def forward(self, x, mode):
+        if mode != "atom":
+            raise RuntimeError(f"an atom hole cannot be evaluated in mode {mode!r}")
+        return self._rows(x)
+
 
 class _SGRUHole(_SNode):
-    """K list-input neural holes: GRU (in a shared :class:`_GRUBank`) plus a stacked output map."""
+    """K list-input neural holes: a GRU slot each (in shared GRU banks) plus a stacked output map."""
 
-    param_names = ("out_w", "out_b")
-    gru_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    out_names = ("out_w", "out_b")
 
-    def __init__(self, nodes, path, units: int):
+    def __init__(self, nodes, path, units: int, banks: Banks):
         super().__init__(nodes, path)
         f, d, h = self.sig.inp.dim, self.sig.out.dim, units
         self.out_w = nn.Parameter(torch.empty(self.K, h, d))
         self.out_b = nn.Parameter(torch.empty(self.K, d))
         self.f, self.h, self.d = f, h, d
-        self.slots: list[tuple[_GRUBank, int]] = []  # per candidate: (bank, slot); set by StackedProgram
+        object.__setattr__(self, "_receivers", [banks.gru(f, h) for _ in nodes])
 
-    def attach(self, slots: list[tuple["_GRUBank", int]]) -> None:
-        object.__setattr__(self, "slots", slots)  # banks are owned by StackedProgram, not by this node
+    def finalize(self) -> None:
+        """Called once the banks are built: index the candidates' hidden units."""
+        slots = [r[0] for r in self._receivers]
+        object.__setattr__(self, "slots", slots)
+        object.__setattr__(self, "_banks", list(dict.fromkeys(b for b, _ in slots)))
         idx = torch.stack([torch.arange(b.offsets[s], b.offsets[s] + self.h) for b, s in slots])
         self.register_buffer("hidden_idx", idx, persistent=False)
-        self._banks = list(dict.fromkeys(b for b, _ in slots))
-
-    def _shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"weight_ih_l0": (3 * self.h, self.f), "weight_hh_l0": (3 * self.h, self.h),
-                "bias_ih_l0": (3 * self.h,), "bias_hh_l0": (3 * self.h,)}
 
     def init_candidate(self, k, gen):
-        bound = 1.0 / math.sqrt(self.h)
-        values = {n: _uniform(shape, bound, gen) for n, shape in self._shapes().items()}
         bank, slot = self.slots[k]
-        bank.set_slot(slot, values)
+        bank.init_slot(slot, gen)
+        bound = 1.0 / math.sqrt(self.h)
         with torch.no_grad():
             self.out_w[k].copy_(_uniform((self.h, self.d), bound, gen))
             self.out_b[k].copy_(_uniform((self.d,), bound, gen))
 
     def get_params(self, k):
         bank, slot = self.slots[k]
-        out = bank.get_slot(slot)
-        out.update(super().get_params(k))
+        out = bank.slot_params(slot)
+        out.update({n: getattr(self, n)[k].detach().cpu().numpy().copy() for n in self.out_names})
         return out
 
     def set_params(self, k, params, where):
+        bank, slot = self.slots[k]
         values = {}
-        for n, shape in self._shapes().items():
+        for n, shape in {**bank.slot_shapes(slot), "out_w": (self.h, self.d), "out_b": (self.d,)}.items():
             if n not in params:
                 raise ParamError(f"{where}: missing parameter {n!r} of a neural (GRU) hole")
             value = torch.tensor(np.array(params[n], dtype=np.float32))
             if tuple(value.shape) != shape:
                 raise ParamError(f"{where}: parameter {n!r} has shape {tuple(value.shape)}; expected {shape}")
             values[n] = value
-        bank, slot = self.slots[k]
         bank.set_slot(slot, values)
-        super().set_params(k, params, where)
+        with torch.no_grad():
+            self.out_w[k].copy_(values["out_w"])
+            self.out_b[k].copy_(values["out_b"])
 
     def _hidden(self, x, final: bool) -> torch.Tensor:
-        parts = []
-        for bank in self._banks:
-            out, hn = bank(x)
-            parts.append(hn if final else out)
-        full = parts[0] if len(parts) == 1 else None
-        if full is None:  # slots spread over several banks: gather per candidate
-            return torch.stack([
-                (bank(x)[1] if final else bank(x)[0])[..., bank.offsets[s] : bank.offsets[s] + self.h]
-                for bank, s in self.slots
-            ])
-        sel = full[..., self.hidden_idx]  # [B, (T,) K, h]
-        return sel.movedim(-2, 0)
+        if len(self._banks) == 1:
+            full = self._banks[0].output(x)[1 if final else 0]
+            return full[..., self.hidden_idx].movedim(-2, 0)  # [K, B, (T,) h]
+        return torch.stack([
+            bank.output(x)[1 if final else 0][..., bank.offsets[s] : bank.offsets[s] + self.h] for bank, s in self.slots
+        ])
 
     def forward(self, x, mode):
         if mode == "seq":
@@ -379,17 +516,17 @@ def _stored_units(hole: Hole) -> int | None:
     return None
 
 
-def _build(nodes: Sequence[Node], path, level, dsl, max_units, min_units) -> _SNode:
+def _build(nodes: Sequence[Node], path, level, dsl, max_units, min_units, banks: Banks) -> _SNode:
     first = nodes[0]
     kids = [
-        _build([n.children[i] for n in nodes], path + (i,), level + 1, dsl, max_units, min_units)
+        _build([n.children[i] for n in nodes], path + (i,), level + 1, dsl, max_units, min_units, banks)
         for i in range(len(first.children))
     ]
     if isinstance(first, Affine):
-        return _SAffine(nodes, path, dsl)
+        return _SAffine(nodes, path, dsl, banks)
     if isinstance(first, Hole):
         units = _stored_units(first) or hidden_units(level, max_units, min_units)
-        return (_SMLPHole if first.sig.inp.kind == ATOM else _SGRUHole)(nodes, path, units)
+        return (_SMLPHole if first.sig.inp.kind == ATOM else _SGRUHole)(nodes, path, units, banks)
     if isinstance(first, MapAverage):
         return _SMapAverage(nodes, path, kids[0])
     if isinstance(first, Map):
@@ -413,6 +550,8 @@ class StackedProgram(nn.Module):
     Parameters come from the programs' stored ``params`` where present, otherwise from a
     deterministic initialisation seeded by ``(seed, program structure, node path)``, so a
     candidate starts identically whether it is trained alone or stacked with siblings.
+    With ``banks`` given (by a :class:`CandidateBatch`), the leaves live in those shared
+    banks and the caller builds them and calls :meth:`initialise`.
     """
 
     def __init__(
@@ -423,6 +562,7 @@ class StackedProgram(nn.Module):
         min_units: int = 4,
         seed: int = 0,
         gru_bank_units: int = 128,
+        banks: Banks | None = None,
     ):
         super().__init__()
         if not programs:
@@ -439,10 +579,26 @@ class StackedProgram(nn.Module):
         self.programs = list(programs)
         self.K = len(programs)
         self.mode = root_mode(programs[0])
-        self.root = _build(programs, (), 1, dsl, max_units, min_units)
+        self.seed = seed
+        self.own_banks = banks is None
+        if self.own_banks:
+            self.banks = Banks(gru_bank_units)
+            bank_set = self.banks
+        else:
+            object.__setattr__(self, "banks", banks)
+            bank_set = banks
+        self.root = _build(programs, (), 1, dsl, max_units, min_units, bank_set)
         self._nodes = [m for m in self.root.modules() if isinstance(m, _SNode)]
-        self.banks = nn.ModuleList(self._make_banks(gru_bank_units))
-        for k, prog in enumerate(programs):
+        if self.own_banks:
+            self.banks.build()
+            self.initialise()
+
+    def initialise(self) -> None:
+        """Load stored parameters, or initialise deterministically per candidate (banks must be built)."""
+        for m in self._nodes:
+            if isinstance(m, _SGRUHole):
+                m.finalize()
+        for k, prog in enumerate(self.programs):
             key = prog.key()
             by_path = {p: n for p, _, n in _iter_paths(prog)}
             for m in self._nodes:
@@ -452,50 +608,51 @@ class StackedProgram(nn.Module):
                 if node.params is not None:
                     m.set_params(k, node.params, where=f"{node.production} at path {list(m.path)} of {key}")
                 else:
-                    m.init_candidate(k, _generator(seed, key, m.path))
+                    m.init_candidate(k, _generator(self.seed, key, m.path))
 
-    def _make_banks(self, cap: int) -> list[_GRUBank]:
-        """Pack every (GRU hole, candidate) slot into block-diagonal banks of <= ``cap`` units."""
-        holes = [m for m in self._nodes if isinstance(m, _SGRUHole)]
-        slots = [(m, k) for m in holes for k in range(m.K)]
-        banks, chunk, size = [], [], 0
-        for m, k in slots:
-            if chunk and size + m.h > cap:
-                banks.append(chunk)
-                chunk, size = [], 0
-            chunk.append((m, k))
-            size += m.h
-        if chunk:
-            banks.append(chunk)
-        out = []
-        assigned: dict[int, list] = {id(m): [None] * m.K for m in holes}
-        for chunk in banks:
-            bank = _GRUBank(chunk[0][0].f, [m.h for m, _ in chunk])
-            for slot, (m, k) in enumerate(chunk):
-                assigned[id(m)][k] = (bank, slot)
-            out.append(bank)
-        for m in holes:
-            m.attach(assigned[id(m)])
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs without touching the bank caches (the caller clears them)."""
         want = 2 if self.mode == "atom" else 3
         if x.dim() != want:
             raise ValueError(f"program inputs must have shape {'(B, F)' if want == 2 else '(B, T, F)'}; got {tuple(x.shape)}")
-        for bank in self.banks:
-            bank.clear()
-        out = self.root(x, self.mode)
-        for bank in self.banks:
-            bank.clear()
-        return out
+        return self.root(x, self.mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.banks.clear()
+        try:
+            return self.evaluate(x)
+        finally:
+            self.banks.clear()
 
     def export(self, k: int) -> Node:
         """Program ``k`` with the current parameters stored on every node."""
         params = {m.path: m.get_params(k) for m in self._nodes if m.get_params(k) is not None}
         return _with_params(self.programs[k], params)
 
-    def candidate_parameters(self) -> list[nn.Parameter]:
-        return list(self.parameters())
+
+class CandidateBatch(nn.Module):
+    """Programs of several shapes (one :class:`StackedProgram` per shape) whose leaves share
+    one set of banks: every affine function, MLP hole and GRU hole of every candidate is
+    computed in a few calls per batch. ``forward(x, groups)`` returns the outputs of the
+    listed groups."""
+
+    def __init__(self, groups: Sequence[Sequence[Node]], dsl: DSL, max_units: int = 16, min_units: int = 4,
+                 seed: int = 0, gru_bank_units: int = 128):
+        super().__init__()
+        self.banks = Banks(gru_bank_units)
+        self.groups = nn.ModuleList(
+            StackedProgram(g, dsl, max_units, min_units, seed, gru_bank_units, banks=self.banks) for g in groups
+        )
+        self.banks.build()
+        for g in self.groups:
+            g.initialise()
+
+    def forward(self, x: torch.Tensor, groups: Sequence[int] | None = None) -> list[torch.Tensor]:
+        self.banks.clear()
+        try:
+            return [self.groups[i].evaluate(x) for i in (range(len(self.groups)) if groups is None else groups)]
+        finally:
+            self.banks.clear()
 
 
 def _iter_paths(node: Node, path=()):

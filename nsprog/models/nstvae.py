@@ -44,6 +44,7 @@ class VAESettings:
     gamma_cont: float = 10.0
     beta: float = 1.0
     adversary_weight: float = 1.0
+    adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
     tau: float = 0.5
     lr: float = 2e-4
     batch_size: int = 32
@@ -150,7 +151,8 @@ class NeurosymbolicTVAE(nn.Module):
         }
         if self.adversary is not None:
             pred = self.adversary(grad_reverse(zn))
-            target = grad_reverse(torch.sigmoid(logits))
+            probs = torch.sigmoid(logits)
+            target = grad_reverse(probs) if self.cfg.adversary_on_programs else probs.detach()
             out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
         else:
             out["adv"] = mu.new_zeros(())

@@ -6,7 +6,9 @@ validation split. Siblings are trained *together*: candidates of one shape are s
 into a single module and all shapes share one loop (same batches, one summed loss, one
 backward, one Adam step). Adam is elementwise and the summed loss separates, so each
 candidate follows exactly the trajectory it would follow alone; stacking only removes
-per-candidate overhead. A candidate stops (its record frozen at its best epoch) after
+per-candidate overhead. The leaves of all shapes (affine functions, MLP holes, GRU holes)
+share banks (:class:`~nsprog.dsl.semantics.CandidateBatch`), so each kind of leaf is
+computed for every candidate in one call per batch. A candidate stops (its record frozen at its best epoch) after
 ``patience`` epochs without improvement.
 """
 
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 
 from nsprog.dsl.ast import Node, is_complete
 from nsprog.dsl.definition import DSL
-from nsprog.dsl.semantics import StackedProgram, shape_key
+from nsprog.dsl.semantics import CandidateBatch, shape_key
 from nsprog.search.executors import InlineExecutor
 
 __all__ = [
@@ -162,15 +164,12 @@ def train_candidates(
     for i, p in enumerate(programs):
         groups[shape_key(p)].append(i)
     group_list = list(groups.values())
-    modules = [
-        StackedProgram([programs[i] for i in idxs], dsl, settings.max_units, settings.min_units, seed).to(device)
-        for idxs in group_list
-    ]
+    batch = CandidateBatch([[programs[i] for i in idxs] for idxs in group_list], dsl, settings.max_units,
+                           settings.min_units, seed).to(device)
     epochs = [
         settings.symbolic_epochs if is_complete(programs[idxs[0]]) else settings.neural_epochs for idxs in group_list
     ]
-    params = [p for m in modules for p in m.parameters()]
-    opt = make_adam(params, settings.lr)
+    opt = make_adam(batch.parameters(), settings.lr)
     gen = torch.Generator().manual_seed(int(seed))
     n = sup.x_train.shape[0]
     P = len(programs)
@@ -188,24 +187,22 @@ def train_candidates(
         active = [g for g, idxs in enumerate(group_list) if epoch < epochs[g] and not stopped[idxs].all()]
         if not active:
             break
-        for m in modules:
-            m.train()
+        batch.train()
         perm = torch.randperm(n, generator=gen).to(device)
         x_ep, y_ep = sup.x_train[perm], sup.y_train[perm]  # one gather per epoch; batches are views
         for lo in range(0, n, settings.batch_size):
             xb, yb = x_ep[lo : lo + settings.batch_size], y_ep[lo : lo + settings.batch_size]
-            loss = sum(_loss(modules[g](xb), yb) for g in active)
+            loss = sum(_loss(out, yb) for out in batch(xb, active))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         with torch.no_grad():
-            for g in active:
-                m = modules[g]
-                m.eval()
-                logits = torch.cat(
-                    [m(sup.x_val[lo : lo + settings.eval_batch_size]) for lo in range(0, sup.x_val.shape[0], settings.eval_batch_size)],
-                    dim=1,
-                )
+            batch.eval()
+            chunks = [batch(sup.x_val[lo : lo + settings.eval_batch_size], active)
+                      for lo in range(0, sup.x_val.shape[0], settings.eval_batch_size)]
+            for a, g in enumerate(active):
+                m = batch.groups[g]
+                logits = torch.cat([c[a] for c in chunks], dim=1)
                 if not torch.isfinite(logits).all():
                     raise FloatingPointError(
                         f"candidate outputs became NaN/inf at epoch {epoch + 1} (shape {shape_key(programs[group_list[g][0]])}); "
