@@ -100,7 +100,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"   peak memory (max RSS): {peak:.0f} MB" + (
         f"; GPU {torch.cuda.max_memory_allocated() / 2**20:.0f} MB" if args.device.startswith("cuda") else ""))
-    print(f"   target: < 300 s for the paper-settings run (public reference: 1,254 s, 531 MB)")
+    print("   target: < 300 s for the paper-settings run (public reference: 1,254 s, 531 MB)")
     test = splits["test"]
     m = cluster_metrics(test.labels, est.predict(test))
     print(f"   programs: {[p.key() for p in est.programs_]}; test NMI {m['nmi']:.3f}, purity {m['purity']:.3f}")

@@ -4,7 +4,6 @@ and is listed in ``COMMANDS`` explicitly."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
@@ -25,25 +24,9 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nsprog",
-        description="Neurosymbolic encoders for trajectories: program synthesis, VAE training, evaluation.",
-    )
-    parser.add_argument("--version", action="version", version=f"nsprog {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    done = set()
-    for name, module in COMMANDS.items():
-        if module in done:
-            continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue  # command group not built yet
-            raise
-        mod.register(sub)
-        done.add(module)
-    return parser
+    from nsprog.commands.common import build_command_parser
+
+    return build_command_parser("nsprog", "Neurosymbolic encoders for trajectories: program synthesis, VAE training, evaluation.", __version__, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -354,7 +354,6 @@ class NeurosymbolicEncoder:
         earlier = {k: [self._bits(i, feats[k]) for i in range(j)] for k in ("train", "val")}
         subsets = [()] + [tuple(c) for r in range(1, min(j, cfg.learner.max_recode_programs) + 1)
                           for c in itertools.combinations(range(j), r)]
-        s = cfg.search
         best, best_subset, n_trained, tried = None, (), 0, []
         for subset in subsets:
             yt = {k: y[k] ^ (np.bitwise_xor.reduce([earlier[k][i] for i in subset]) if subset else 0) for k in y}

@@ -1,4 +1,3 @@
-import numpy as np
 
 from nsprog.cli import main
 from nsprog.data import load_dataset

@@ -5,7 +5,6 @@ import csv
 import json
 
 import numpy as np
-import pytest
 
 from nsprog.cli import main
 from nsprog.data import Recording
@@ -20,7 +19,7 @@ TINY = [
 def _match(n_frames=600, fps=5.0, n=11, seed=0):
     """Two teams of 11 on a 105 x 68 m pitch, possession alternating every 60 frames."""
     rng = np.random.default_rng(seed)
-    L, W = 105.0, 68.0
+    L = 105.0
     pos = np.zeros((n_frames, 1 + 2 * n, 1, 2), np.float32)
     offense = np.zeros(n_frames, np.int64)
     for f in range(n_frames):

@@ -137,7 +137,6 @@ def test_arrays_round_trip_and_unknown_keys(tmp_path):
 # ============================================================================ DeepLabCut CSV
 def _dlc_csv_text(index_column=False, individuals=False):
     lines = []
-    pre = ["", ""] if index_column else [""]
     scorer = "DLC_resnet50"
     if individuals:
         cols = [("m1", "nose"), ("m1", "tail"), ("m2", "nose"), ("m2", "tail"), ("single", "cornerA")]

@@ -1,12 +1,11 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from nsprog.models.latent import LN2, bernoulli_kl, capacity, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st
 from nsprog.models.nstvae import NeurosymbolicTVAE, VAESettings
-from nsprog.models.tvae import ActionDecoder, BiGRU, TrajectoryEncoder
+from nsprog.models.tvae import ActionDecoder, BiGRU
 
 
 def test_gaussian_kl_by_hand():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
@@ -18,25 +17,9 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trebalink",
-        description="Turn nsprog programs into labelling tasks, and train and evaluate trajectory embeddings.",
-    )
-    parser.add_argument("--version", action="version", version=f"trebalink {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    done = set()
-    for module in COMMANDS.values():
-        if module in done:
-            continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        mod.register(sub)
-        done.add(module)
-    return parser
+    from nsprog.commands.common import build_command_parser
+
+    return build_command_parser("trebalink", "Turn nsprog programs into labelling tasks, and train and evaluate trajectory embeddings.", __version__, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

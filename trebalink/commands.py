@@ -9,8 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from nsprog.data.io import load_dataset
-from nsprog.data.trajectories import Trajectories
+from nsprog.data.io import load_split
 from nsprog.programs import ProgramSet
 from nsprog.utils import atomic_write, write_json_atomic
 from trebalink.tasks import ABSTAIN, label_matrix, summarize, tasks_from_programs
@@ -42,13 +41,7 @@ def run(args) -> int:
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; choose another --out or pass --force")
     pset = ProgramSet.load(args.run_dir)
-    data = load_dataset(args.data)
-    if args.split == "all":
-        traj = Trajectories.concatenate(list(data.values()))
-    elif args.split in data:
-        traj = data[args.split]
-    else:
-        raise KeyError(f"{args.data} has no split {args.split!r}; available: {', '.join(data)} (or 'all')")
+    traj = load_split(args.data, args.split)
     tasks = tasks_from_programs(pset)
     L = label_matrix(tasks, traj)
     certified = np.ones_like(L, dtype=bool)

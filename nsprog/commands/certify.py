@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from nsprog.commands.common import add_quiet
-from nsprog.data.io import load_dataset
-from nsprog.data.trajectories import Trajectories
+from nsprog.data.io import load_split
 from nsprog.programs import ProgramSet
 from nsprog.utils import write_json_atomic
 
@@ -38,13 +37,7 @@ def run(args) -> int:
     from nsprog.safety.certify import brute_force_check, certify, closest_certified
 
     pset = ProgramSet.load(args.run_dir)
-    data = load_dataset(args.data)
-    if args.split == "all":
-        traj = Trajectories.concatenate(list(data.values()))
-    elif args.split in data:
-        traj = data[args.split]
-    else:
-        raise KeyError(f"{args.data} has no split {args.split!r}; available: {', '.join(data)} (or 'all')")
+    traj = load_split(args.data, args.split)
     eps: float | dict = args.eps
     if args.eps_feature:
         eps = {f: args.eps for f in pset.pipeline.features}

@@ -1,8 +1,41 @@
-"""Options shared by the commands that start a run."""
+"""Options, config fields and parser plumbing shared by the command-line tools."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from dataclasses import dataclass, field
+
+from nsprog.data.sources import DataConfig
+
+
+@dataclass
+class RunBase:
+    """Fields every run config has: name, seed, device, threads, data and DSL."""
+
+    name: str = "run"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    dsl: str = "synthetic"
+
+
+def build_command_parser(prog: str, description: str, version: str, commands: dict[str, str]) -> argparse.ArgumentParser:
+    """A parser whose sub-commands come from the modules in ``commands`` (name -> module with
+    ``register(subparsers)``); a module that does not exist yet is skipped."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in dict.fromkeys(commands.values()):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        mod.register(sub)
+    return parser
 
 
 def add_run_options(p: argparse.ArgumentParser, config: bool = True) -> None:

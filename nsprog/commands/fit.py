@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nsprog.commands.common import add_quiet, add_run_options, cli_overrides
+from nsprog.commands.common import RunBase, add_quiet, add_run_options, cli_overrides
 from nsprog.config import from_dict, load_config, load_yaml
-from nsprog.data.io import load_dataset
-from nsprog.data.sources import DataConfig, load_splits
+from nsprog.data.io import load_split
+from nsprog.data.sources import load_splits
 from nsprog.data.synthetic import oracle_clusters
 from nsprog.data.trajectories import Trajectories
 from nsprog.learner import LearnerSettings, NeurosymbolicEncoder
@@ -38,15 +38,10 @@ class EvalSettings:
 
 
 @dataclass
-class FitRunConfig:
+class FitRunConfig(RunBase):
     """Config of ``nsprog fit``."""
 
     name: str = "fit"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
-    dsl: str = "synthetic"
     n_programs: int = 2
     vae: VAESettings = field(default_factory=lambda: VAESettings(cont_capacity=1.0, gamma_disc=1.0))
     search: SearchSettings = field(default_factory=lambda: SearchSettings(strategy="greedy"))
@@ -230,13 +225,7 @@ def run_evaluate(args) -> int:
     d = Path(args.run_dir)
     cfg = from_dict(FitRunConfig, load_yaml(d / "config.yaml"), source=str(d / "config.yaml"))
     est = NeurosymbolicEncoder.load(d)
-    data = load_dataset(args.data)
-    if args.split == "all":
-        test = Trajectories.concatenate(list(data.values()))
-    elif args.split in data:
-        test = data[args.split]
-    else:
-        raise KeyError(f"{args.data} has no split {args.split!r}; available: {', '.join(data)} (or 'all')")
+    test = load_split(args.data, args.split)
     ev = EvalSettings(**{**asdict(cfg.eval), **({"labels": args.labels} if args.labels else {})})
     ev.factors = [f for f in ev.factors if f in test.factors]
     metrics = score(est, test, ev)

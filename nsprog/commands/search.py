@@ -6,12 +6,11 @@ import argparse
 import logging
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from nsprog.commands.common import add_run_options, cli_overrides
+from nsprog.commands.common import RunBase, add_run_options, cli_overrides
 from nsprog.config import load_config
-from nsprog.data.sources import DataConfig, load_splits
+from nsprog.data.sources import load_splits
 from nsprog.dsl.definition import load_dsl
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.programs import ProgramSet
@@ -23,15 +22,10 @@ log = logging.getLogger("nsprog")
 
 
 @dataclass
-class SearchRunConfig:
+class SearchRunConfig(RunBase):
     """Config of ``nsprog search``: data, DSL, label columns and search settings."""
 
     name: str = "search"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
-    dsl: str = "synthetic"
     labels: list[str] = field(default_factory=lambda: ["label"])
     search: SearchSettings = field(default_factory=SearchSettings)
 

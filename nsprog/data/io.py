@@ -19,7 +19,7 @@ from nsprog._version import __version__
 from nsprog.data.trajectories import Trajectories
 from nsprog.utils import atomic_write
 
-__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "DatasetFileError", "save_dataset", "load_dataset", "export_npz"]
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "DatasetFileError", "save_dataset", "load_dataset", "load_split", "export_npz"]
 
 FORMAT_NAME = "nsprog-trajectories"
 SCHEMA_VERSION = 1
@@ -125,6 +125,16 @@ def load_dataset(path: str | Path, splits: list[str] | None = None) -> dict[str,
         if missing:
             raise DatasetFileError(f"{path} has no split(s) {missing}; available: {', '.join(available)}")
         return {name: _read_split(path, f, name) for name in wanted}
+
+
+def load_split(path: str | Path, split: str = "test") -> Trajectories:
+    """One split of a dataset file, or every split concatenated for ``split="all"``."""
+    data = load_dataset(path)
+    if split == "all":
+        return Trajectories.concatenate(list(data.values())) if len(data) > 1 else next(iter(data.values()))
+    if split not in data:
+        raise KeyError(f"{path} has no split {split!r}; available: {', '.join(data)} (or 'all')")
+    return data[split]
 
 
 def export_npz(path: str | Path, data: Trajectories | Mapping[str, Trajectories]) -> Path:

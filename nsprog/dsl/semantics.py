@@ -26,7 +26,7 @@ from torch import nn
 from nsprog.dsl.ast import ITE, Add, Affine, Hole, Map, MapAverage, MapPrefixes, Multiply, Node, RunningAverage
 from nsprog.dsl.ast import with_params as _with_params
 from nsprog.dsl.definition import DSL
-from nsprog.dsl.types import ATOM, LIST
+from nsprog.dsl.types import ATOM
 
 __all__ = ["StackedProgram", "CandidateBatch", "Banks", "shape_key", "hidden_units", "ParamError", "root_mode", "evaluate_program"]
 

@@ -9,8 +9,7 @@ from typing import Iterable, Literal
 import numpy as np
 import torch
 
-from nsprog.dsl.ast import Node
-from nsprog.dsl.definition import DSL, load_dsl
+from nsprog.dsl.definition import load_dsl
 from nsprog.dsl.semantics import evaluate_program
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
 from nsprog.search.executors import make_executor
