@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
     logging.basicConfig(level=level, format="%(message)s")
-    logging.getLogger("nsprog").setLevel(level)
+    for handler in logging.getLogger().handlers:  # the console; run folders add their own file log at INFO
+        handler.setLevel(level)
+    logging.getLogger("nsprog").setLevel(logging.INFO)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
