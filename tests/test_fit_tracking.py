@@ -83,6 +83,14 @@ def test_basketball_config_trains_on_one_game_and_tests_on_another(shared_data, 
     assert m["n_test"] > 1000
     assert 0.5 <= m["model"]["purity"] <= 1.0
     assert (out / "programs.txt").read_text().startswith("[program_1] 1[>")
+    # certify the basketball encoder's program on the other game: certified windows never flip
+    h5 = tmp_path / "other.h5"
+    assert main(["data", "convert", str(other), "--out", str(h5), "--window-seconds", "8", "--quiet"]) == 0
+    assert main(["certify", str(out), "--data", str(h5), "--split", "all", "--eps", "1.0", "--check", "10000",
+                 "--check-windows", "3", "--quiet", "--out", str(tmp_path / "cert.json")]) == 0
+    cert = json.loads((tmp_path / "cert.json").read_text())
+    assert cert["brute_force"]["flips"] == {"program_1": 0}
+    assert 0.0 < cert["certified_fraction"]["program_1"] <= 1.0
 
 
 def _calms21_json(path, n_seq=3, n_frames=120, seed=0):

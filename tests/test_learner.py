@@ -119,3 +119,11 @@ def test_a_fast_fit_recovers_a_ground_truth_factor():
     agree = [max(np.mean(bits == data["test"].factors[f]), np.mean(bits != data["test"].factors[f])) for f in ("c_x", "c_y")]
     assert max(agree) >= 0.95, (est.programs_[0].key(), agree)
     assert est.programs_[0].key() in ("MapAverage(FinalXAffine)", "MapAverage(FinalYAffine)")
+    # the fitted encoder's program certifies, and its certified windows survive 10,000 perturbations each
+    from nsprog.safety.certify import brute_force_check, certify, closest_certified
+
+    pset = est.program_set()
+    res = certify(pset, data["test"], eps=0.5)
+    assert 0.8 < res.summary()["certified_fraction"]["program_1"] < 1.0
+    bf = brute_force_check(pset, data["test"], res, 10_000, windows=closest_certified(res, 5))
+    assert bf["flips"] == {"program_1": 0}
