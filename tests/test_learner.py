@@ -127,3 +127,30 @@ def test_a_fast_fit_recovers_a_ground_truth_factor():
     assert 0.8 < res.summary()["certified_fraction"]["program_1"] < 1.0
     bf = brute_force_check(pset, data["test"], res, 10_000, windows=closest_certified(res, 5))
     assert bf["flips"] == {"program_1": 0}
+
+
+def test_cli_fit_show_evaluate_and_resume(tmp_path, capsys):
+    from nsprog.cli import main
+    from nsprog.data import save_dataset
+
+    out = tmp_path / "run"
+    args = ["fit", "experiments/configs/synthetic_2prog.yaml", "--out", str(out), "--quiet",
+            "--set", "data.n_train=400", "--set", "data.n_val=200", "--set", "data.n_test=200",
+            "--set", "vae.epochs=1", "--set", "search.neural_epochs=1", "--set", "search.symbolic_epochs=2"]
+    assert main(args) == 0
+    for name in ("programs.txt", "programs.json", "checkpoint.pt", "metrics.json", "config.yaml", "run.json",
+                 "plots/neural_latent.png", "plots/programs.png", "plots/trajectories.png", "plots/cluster_examples.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"model", "oracle", "programs"} <= set(metrics) and len(metrics["programs"]) == 2
+    before = (out / "programs.txt").read_text()
+    assert main(["fit", "--resume", str(out), "--quiet"]) == 0  # a finished fit resumes to the same programs
+    assert (out / "programs.txt").read_text() == before
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 0
+    assert "[program_1]" in capsys.readouterr().out
+    data = save_dataset(tmp_path / "other.h5", synthetic_dataset(50, 20, 300, seed=9))
+    assert main(["evaluate", str(out), "--data", str(data), "--quiet"]) == 0
+    scored = json.loads(next((out / "evaluations").glob("other*.json")).read_text())
+    assert scored["n_test"] == 300 and "oracle" in scored
+    assert main(["fit", "--resume", str(tmp_path / "nothing"), "--quiet"]) == 1
