@@ -67,6 +67,8 @@ class LearnerSettings:
     collapse_retries: int = 1  # retries of a round whose program collapsed (fresh program, new seed)
     val_fraction: float = 0.1  # validation share carved from train when no validation set is given
     max_recode_programs: int = 3  # distillation also targets the bit XOR subsets of up to this many earlier programs
+    min_distill_f1: float = 0.75  # a complete program reproducing its neural parent worse than this is rejected...
+    distill_retries: int = 1  # ...and the program is learned again from a fresh neural hole (this many times)
 
 
 @dataclass
@@ -199,14 +201,26 @@ class NeurosymbolicEncoder:
                 current = Hole(self._start)
                 self.model_.add_program(self._compile(current, device))
                 self.program_step_ = 0  # Algorithm 1 starts again: both capacities ramp up from 0
+            restarts = sum(1 for h in self.history_ if h.get("program") == j + 1 and h.get("restarted"))
             while not is_complete(current):
                 current = self._train_round(j, current, cfg, states, feats, device)
                 current, info = self._distill(j, current, cfg, feats, device)
+                self.history_[-1].update(info)
+                self.round_ += 1
+                if (is_complete(current) and info["distill_f1"] < cfg.learner.min_distill_f1
+                        and restarts < cfg.learner.distill_retries):
+                    # no DSL program reproduces what the neural program learned: learn program j again
+                    restarts += 1
+                    log.warning("program %d: the best complete program %s reproduces its neural parent with F1 %.3f "
+                                "only (< learner.min_distill_f1 = %.2f); learning program %d again from a fresh neural "
+                                "program (restart %d of %d)", j + 1, current.key(), info["distill_f1"],
+                                cfg.learner.min_distill_f1, j + 1, restarts, cfg.learner.distill_retries)
+                    self.history_[-1]["restarted"] = True
+                    current = Hole(self._start)
+                    self.program_step_ = 0
                 self.model_.set_program(j, self._compile(current, device))
                 if not cfg.learner.warm_start:
                     self.model_.reset_vae()
-                self.history_[-1].update(info)
-                self.round_ += 1
                 if is_complete(current) and not cfg.vae.final_epochs:
                     self._finish(j, current)
                 self._checkpoint(ckpt, None if len(self.programs_) > j else current)

@@ -12,7 +12,7 @@ from nsprog.data.loaders.arrays import save_arrays
 
 TINY = [
     "--quiet", "--set", "vae.epochs=2", "--set", "search.neural_epochs=1", "--set", "search.symbolic_epochs=2",
-    "--set", "search.max_depth=2", "--set", "eval.plots=false",
+    "--set", "search.max_depth=2", "--set", "eval.plots=false", "--set", "learner.min_distill_f1=0",
 ]
 
 

@@ -20,6 +20,8 @@ def tiny():
 
 
 def fit(data, n_programs=1, vae=None, learner=None, **kw):
+    # tiny fits distil poorly by construction: no restarts unless a test asks for them
+    learner = learner or LearnerSettings(min_distill_f1=0.0)
     est = NeurosymbolicEncoder("synthetic", n_programs, vae=VAESettings(**{**TINY_VAE, **(vae or {})}),
                                search=TINY_SEARCH, learner=learner, seed=3, progress=False)
     return est.fit(data["train"], data["val"], **kw)
@@ -41,7 +43,7 @@ def test_warm_start_keeps_the_distilled_parameters(tiny):
 def test_reinitialisation_needs_a_final_training_round(tiny):
     with pytest.raises(ValueError, match="set vae.final_epochs > 0"):
         fit(tiny, learner=LearnerSettings(warm_start=False))
-    est = fit(tiny, vae={"final_epochs": 1}, learner=LearnerSettings(warm_start=False))
+    est = fit(tiny, vae={"final_epochs": 1}, learner=LearnerSettings(warm_start=False, min_distill_f1=0.0))
     assert est.history_[-1]["kind"] == "final" and len(est.programs_) == 1
 
 
@@ -134,7 +136,7 @@ def test_cli_fit_show_evaluate_and_resume(tmp_path, capsys):
     from nsprog.data import save_dataset
 
     out = tmp_path / "run"
-    args = ["fit", "experiments/configs/synthetic_2prog.yaml", "--out", str(out), "--quiet",
+    args = ["fit", "experiments/configs/synthetic_2prog.yaml", "--out", str(out), "--quiet", "--set", "learner.min_distill_f1=0",
             "--set", "data.n_train=400", "--set", "data.n_val=200", "--set", "data.n_test=200",
             "--set", "vae.epochs=1", "--set", "search.neural_epochs=1", "--set", "search.symbolic_epochs=2"]
     assert main(args) == 0
@@ -154,3 +156,11 @@ def test_cli_fit_show_evaluate_and_resume(tmp_path, capsys):
     scored = json.loads(next((out / "evaluations").glob("other*.json")).read_text())
     assert scored["n_test"] == 300 and "oracle" in scored
     assert main(["fit", "--resume", str(tmp_path / "nothing"), "--quiet"]) == 1
+
+
+def test_a_program_that_distils_badly_is_learned_again(tiny):
+    est = fit(tiny, n_programs=1, learner=LearnerSettings(min_distill_f1=1.01, distill_retries=1))
+    restarted = [h for h in est.history_ if h.get("restarted")]
+    assert len(restarted) == 1 and restarted[0]["distill_f1"] < 1.01
+    assert [h["structure"] for h in est.history_].count("??[list(4) -> atom(1)]") == 2  # started twice
+    assert len(est.programs_) == 1  # after the allowed retries the best program is kept
