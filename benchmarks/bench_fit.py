@@ -22,6 +22,7 @@ from nsprog.commands.fit import FitRunConfig
 from nsprog.data.sources import load_splits
 from nsprog.learner import NeurosymbolicEncoder
 from nsprog.metrics import cluster_metrics
+from nsprog.utils import set_threads
 
 
 def profile_step(est: NeurosymbolicEncoder, cfg: FitRunConfig, splits, device: str, n: int = 200) -> None:
@@ -75,7 +76,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     overrides = [f"device={args.device}", f"seed={args.seed}", f"threads={args.threads}"]
     if args.epochs:
         overrides.append(f"vae.epochs={args.epochs}")

@@ -44,7 +44,8 @@ from nsprog.search.executors import make_executor
 from nsprog.search.graph import ProgramGraph, SearchNode
 from nsprog.search.strategies import Scored, greedy_step
 from nsprog.search.synthesis import NotFittedError, SearchSettings, run_strategy
-from nsprog.search.training import CandidateEvaluator, Supervision, make_adam
+from nsprog.optim import make_adam
+from nsprog.search.training import CandidateEvaluator, Supervision
 from nsprog.utils import seed_everything, set_threads, torch_save_atomic
 
 __all__ = ["LearnerSettings", "EncoderConfig", "NeurosymbolicEncoder", "TrainingError", "CHECKPOINT_FORMAT"]
@@ -314,7 +315,8 @@ class NeurosymbolicEncoder:
                 else:
                     c_c = capacity(self.program_step_, vae.cont_capacity, vae.capacity_iters)
                     cont = vae.gamma_cont * (out["kl_cont"] - c_c).abs()
-                disc = out["kl_disc"][j_cur] if trainable_prog else out["recon"].new_zeros(())
+                disc_term_name = "mi_disc" if vae.disc_capacity_term == "mi" else "kl_disc"
+                disc = out[disc_term_name][j_cur] if trainable_prog else out["recon"].new_zeros(())
                 disc_term = vae.gamma_disc * (disc - c_d).abs() if trainable_prog else disc
                 loss = out["recon"] + cont + disc_term + vae.adversary_weight * out["adv"]
                 if not torch.isfinite(loss):
@@ -438,7 +440,7 @@ class NeurosymbolicEncoder:
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, current: Node | None) -> dict:
-        vae_state = {k: v.detach().cpu() for k, v in self.model_.state_dict().items() if not k.startswith("programs.")}
+        vae_state = {k: v.detach().cpu().clone() for k, v in self.model_.state_dict().items() if not k.startswith("programs.")}
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,

@@ -54,15 +54,20 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def set_threads(n: int | None) -> int:
-    """Set torch's intra-op thread count (None or 0 keeps the current value).
+    """Set torch's intra-op thread count and NumPy's BLAS thread count (None or 0 keeps the
+    current values).
 
     The models here are tiny, so one thread is usually fastest and two threads on a busy
     2-core machine can be 100x slower (oversubscription); the count is an explicit option.
+    The BLAS limit matters for :mod:`nsprog.gru_kernel`, whose backward pass runs in NumPy.
     """
     if n:
         if n < 0:
             raise ValueError(f"threads must be >= 0, got {n}")
         torch.set_num_threads(int(n))
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(n), user_api="blas")
     return torch.get_num_threads()
 
 

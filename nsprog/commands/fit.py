@@ -32,7 +32,9 @@ class EvalSettings:
     """How a fit is scored and illustrated."""
 
     labels: str = "label"  # label column the clusters are scored against
-    factors: list[str] = field(default_factory=list)  # further columns: per-program agreement is reported
+    # further binary columns: per-program agreement and the neural latent's linear read-out are
+    # reported (columns the test windows lack are skipped with a warning)
+    factors: list[str] = field(default_factory=lambda: ["c_x", "c_y"])
     kmeans_clusters: int | None = None  # 0-program fits: K-means clusters of the neural latent
     plots: bool = True
 
@@ -134,9 +136,18 @@ def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_cl
         from sklearn.cluster import KMeans
 
         k = n_clusters or cfg.kmeans_clusters or len(np.unique(labels))
-        z = est.transform(test)
         clusters = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(z)
         out["model"] = dict(cluster_metrics(labels, clusters), method=f"k-means ({k}) on the neural latent")
+    z = est.transform(test)
+    if cfg.factors and z.shape[1]:
+        # how much of each factor a linear read-out finds in the neural latent (0.5 = none, for binary factors)
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import cross_val_score
+
+        out["neural_latent_readout"] = {
+            f: float(cross_val_score(LogisticRegression(max_iter=1000), z, test.label_column(f), cv=5).mean())
+            for f in cfg.factors
+        }
     if test.metadata.get("domain") == "synthetic" and cfg.labels in ("label", "labels"):
         out["oracle"] = dict(cluster_metrics(labels, oracle_clusters(test)),
                              program="1[final x > 10], 1[final y > 10]")
@@ -149,8 +160,12 @@ def fit_and_report(cfg: FitRunConfig, run: Run, quiet: bool, resume: bool) -> in
         seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         splits = load_splits(cfg.data, cfg.seed)
-        for col in [cfg.eval.labels, *cfg.eval.factors]:
-            splits["test"].label_column(col)
+        splits["test"].label_column(cfg.eval.labels)
+        missing = [f for f in cfg.eval.factors if f not in splits["test"].factors]
+        if missing:
+            log.warning("eval.factors %s are not columns of the test windows (they have %s); skipped",
+                        missing, sorted(splits["test"].factors) or "none")
+            cfg.eval.factors = [f for f in cfg.eval.factors if f not in missing]
         est = NeurosymbolicEncoder(cfg.dsl, cfg.n_programs, cfg.vae, cfg.search, cfg.learner, seed=cfg.seed,
                                    device=str(device), threads=cfg.threads, progress=not quiet)
         t0 = time.perf_counter()
@@ -185,6 +200,8 @@ def _print_metrics(m: dict) -> None:
     for j, p in enumerate(m.get("programs", [])):
         agree = ", ".join(f"{k.split('_', 1)[1]} {v:.3f}" for k, v in p.items() if k.startswith("agreement_"))
         print(f"  program {j + 1}: {p['structure']}  minority share {p['balance']:.3f}" + (f"  agreement: {agree}" if agree else ""))
+    if m.get("neural_latent_readout"):
+        print("  linear read-out of the neural latent: " + ", ".join(f"{k} {v:.3f}" for k, v in m["neural_latent_readout"].items()))
 
 
 def make_plots(est: NeurosymbolicEncoder, splits: dict, cfg: FitRunConfig, folder: Path) -> None:

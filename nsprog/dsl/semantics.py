@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nsprog.gru_kernel import gru
 from nsprog.dsl.ast import ITE, Add, Affine, Hole, Map, MapAverage, MapPrefixes, Multiply, Node, RunningAverage
 from nsprog.dsl.ast import with_params as _with_params
 from nsprog.dsl.definition import DSL
@@ -202,10 +203,7 @@ class _GRUBank(_Bank):
         return slice(o, o + self.sizes[slot])
 
     def compute(self, x):
-        hx = x.new_zeros(1, x.shape[0], self.H)
-        weights = [self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh]
-        out, hn = torch._VF.gru(x, hx, weights, True, 1, 0.0, self.training, False, True)
-        return out, hn[0]
+        return gru(x, None, self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError("slot sizes differ; use slot_shapes(slot)")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 __all__ = [
     "gaussian_kl",
     "bernoulli_kl",
+    "bernoulli_mi",
     "gumbel_sigmoid_st",
     "capacity",
     "grad_reverse",
@@ -37,6 +38,23 @@ def bernoulli_kl(logit: torch.Tensor) -> torch.Tensor:
     q = torch.sigmoid(logit)
     kl = q * F.logsigmoid(logit) + (1 - q) * F.logsigmoid(-logit) + LN2
     return kl.mean(0)
+
+
+def _entropy(logit: torch.Tensor) -> torch.Tensor:
+    q = torch.sigmoid(logit)
+    return -(q * F.logsigmoid(logit) + (1 - q) * F.logsigmoid(-logit))
+
+
+def bernoulli_mi(logit: torch.Tensor) -> torch.Tensor:
+    """Batch estimate of the mutual information I(x; b) between windows and each bit:
+    H(mean_x q) - mean_x H(q). ``logit [B, k] -> [k]``, in [0, ln 2].
+
+    E_x KL(q(b|x) || Bernoulli(1/2)) = I(x; b) + KL(q_mean || 1/2): a bit that is confidently
+    the *same* for every window has KL = ln 2 but carries no information; its MI is 0.
+    """
+    q_mean = torch.sigmoid(logit).mean(0).clamp(1e-6, 1 - 1e-6)
+    h_mean = -(q_mean * torch.log(q_mean) + (1 - q_mean) * torch.log1p(-q_mean))
+    return h_mean - _entropy(logit).mean(0)
 
 
 def gumbel_sigmoid_st(logit: torch.Tensor, tau: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nsprog.models.latent import bernoulli_kl, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st
+from nsprog.models.latent import bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st
 from nsprog.models.tvae import ActionDecoder, TrajectoryEncoder
 
 __all__ = ["VAESettings", "NeurosymbolicTVAE"]
@@ -38,6 +38,7 @@ class VAESettings:
     adv_dim: int = 8
     decoder: Literal["gru", "mlp", "linear"] = "linear"
     disc_capacity: float = 0.6  # nats per binary program (at most ln 2)
+    disc_capacity_term: Literal["kl", "mi"] = "kl"  # what the discrete capacity constrains (see README)
     cont_capacity: float | None = None  # None: plain KL (times beta) for the neural latent
     capacity_iters: int = 10_000  # optimiser steps over which capacities rise linearly from 0
     gamma_disc: float = 10.0
@@ -45,6 +46,7 @@ class VAESettings:
     beta: float = 1.0
     adversary_weight: float = 1.0
     adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
+    adversary_input: Literal["mean", "sample"] = "mean"  # the neural latent the adversary reads
     tau: float = 0.5
     lr: float = 2e-4
     batch_size: int = 32
@@ -146,11 +148,12 @@ class NeurosymbolicTVAE(nn.Module):
             "recon": gaussian_nll(a, mu_a, logvar_a),
             "kl_cont": gaussian_kl(mu, logvar),
             "kl_disc": bernoulli_kl(logits),
+            "mi_disc": bernoulli_mi(logits),
             "logits": logits,
             "mu": mu,
         }
         if self.adversary is not None:
-            pred = self.adversary(grad_reverse(zn))
+            pred = self.adversary(grad_reverse(mu if self.cfg.adversary_input == "mean" else zn))
             probs = torch.sigmoid(logits)
             target = grad_reverse(probs) if self.cfg.adversary_on_programs else probs.detach()
             out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from nsprog.gru_kernel import gru
+
 __all__ = ["BiGRU", "TrajectoryEncoder", "ActionDecoder", "trajectory_inputs"]
 
 _GATES = 3
@@ -81,9 +83,7 @@ class BiGRU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xx = torch.cat([x, x.flip(1)], dim=-1)
-        h0 = x.new_zeros(1, x.shape[0], 2 * self.h)
-        weights = [self.weight_ih * self.mask_ih, self.weight_hh * self.mask_hh, self.bias_ih, self.bias_hh]
-        out, _ = torch._VF.gru(xx, h0, weights, True, 1, 0.0, self.training, False, True)
+        out, _ = gru(xx, None, self.weight_ih * self.mask_ih, self.weight_hh * self.mask_hh, self.bias_ih, self.bias_hh)
         return torch.cat([out[..., : self.h], out[..., self.h :].flip(1)], dim=-1)
 
 
@@ -166,7 +166,8 @@ class ActionDecoder(nn.Module):
             return a, mu, self.out_logvar.clamp(-self.logvar_clamp, self.logvar_clamp).expand_as(mu)
         inp = s
         if self.kind == "gru":
-            h, _ = self.rnn(sa)  # teacher forcing over the whole sequence in one call
+            r = self.rnn  # teacher forcing over the whole sequence in one call
+            h, _ = gru(sa, None, r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0)
             h_prev = torch.cat([h.new_zeros(h.shape[0], 1, h.shape[2]), h[:, :-1]], dim=1)
             inp = torch.cat([s, h_prev], dim=-1)
         mu, logvar = self.body(self.state_in(inp) + zt).chunk(2, dim=-1)

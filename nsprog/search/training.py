@@ -28,6 +28,7 @@ from nsprog.dsl.ast import Node, is_complete
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import CandidateBatch, shape_key
 from nsprog.search.executors import InlineExecutor
+from nsprog.optim import make_adam
 
 __all__ = [
     "TrainSettings",
@@ -113,16 +114,6 @@ def weighted_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> t
     denom = pred_count + support
     f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1e-12), torch.zeros_like(tp))
     return (f1 * support).sum(-1) / support.sum()
-
-
-def make_adam(params, lr: float, **kw) -> torch.optim.Adam:
-    """Adam with the fused single-kernel step where this torch build supports it (CPU and CUDA in
-    torch >= 2.4), else the multi-tensor step; both compute the same update."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True, **kw)
 
 
 def _predict(logits: torch.Tensor) -> torch.Tensor:
