@@ -127,3 +127,29 @@ def test_calms21_config_runs_on_a_calms21_format_file(tmp_path):
 def test_calms21_config_without_a_path_says_what_to_set(tmp_path, capsys):
     assert main(["fit", "experiments/configs/calms21_dsl1_1prog.yaml", "--out", str(tmp_path / "x"), "--quiet"]) == 1
     assert "data.path is required" in capsys.readouterr().err
+
+
+def test_fetch_calms21_script_unpacks_and_converts_a_local_archive(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    train = _calms21_json(tmp_path / "calms21_task1_train.json", n_seq=4)
+    test = _calms21_json(tmp_path / "calms21_task1_test.json", n_seq=2, seed=1)
+    archive = tmp_path / "task1.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(train, "task1_classic_classification/calms21_task1_train.json")
+        zf.write(test, "task1_classic_classification/calms21_task1_test.json")
+    out = tmp_path / "calms21"
+    res = subprocess.run([sys.executable, "data/fetch_calms21.py", "--out", str(out), "--url", archive.as_uri()],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    from nsprog.data.io import load_dataset
+
+    for name, n_seq in (("train", 4), ("test", 2)):
+        (windows,) = load_dataset(out / f"calms21_task1_{name}.h5").values()
+        assert windows.state_dim == 28  # 2 mice x 7 keypoints x (x, y)
+        assert len(windows) == n_seq * (120 - 21 + 1)  # 21-frame windows, stride 1
+    bad = subprocess.run([sys.executable, "data/fetch_calms21.py", "--out", str(tmp_path / "x"), "--url",
+                          (tmp_path / "missing.zip").as_uri()], capture_output=True, text=True)
+    assert bad.returncode == 1 and "fetch the task-1 archive by hand" in bad.stderr
