@@ -38,7 +38,7 @@ from nsprog.dsl.serialize import program_from_json, program_to_json
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.models.latent import capacity
-from nsprog.models.nstvae import NeurosymbolicTVAE, VAESettings
+from nsprog.models.nstvae import LossWeights, NeurosymbolicTVAE, VAESettings
 from nsprog.programs import ProgramSet
 from nsprog.search.executors import make_executor
 from nsprog.search.graph import ProgramGraph, SearchNode
@@ -308,23 +308,23 @@ class NeurosymbolicEncoder:
             sums = torch.zeros(5, device=device)
             n_batches = 0
             for b, lo in enumerate(range(0, n, vae.batch_size)):
-                out = model(xs[lo : lo + vae.batch_size], fs[lo : lo + vae.batch_size], gen)
-                c_d = capacity(self.program_step_, vae.disc_capacity, vae.capacity_iters)
-                if vae.cont_capacity is None:
-                    cont = vae.beta * out["kl_cont"]
-                else:
-                    c_c = capacity(self.program_step_, vae.cont_capacity, vae.capacity_iters)
-                    cont = vae.gamma_cont * (out["kl_cont"] - c_c).abs()
-                disc_term_name = "mi_disc" if vae.disc_capacity_term == "mi" else "kl_disc"
-                disc = out[disc_term_name][j_cur] if trainable_prog else out["recon"].new_zeros(())
-                disc_term = vae.gamma_disc * (disc - c_d).abs() if trainable_prog else disc
-                loss = out["recon"] + cont + disc_term + vae.adversary_weight * out["adv"]
+                w = LossWeights(
+                    cont_coef=vae.beta if vae.cont_capacity is None else vae.gamma_cont,
+                    cont_capacity=None if vae.cont_capacity is None
+                    else capacity(self.program_step_, vae.cont_capacity, vae.capacity_iters),
+                    disc_coef=vae.gamma_disc,
+                    disc_capacity=capacity(self.program_step_, vae.disc_capacity, vae.capacity_iters),
+                    disc_index=j_cur if trainable_prog else None,
+                    disc_term=vae.disc_capacity_term,
+                    adversary_weight=vae.adversary_weight,
+                )
+                loss, terms = model.training_loss(xs[lo : lo + vae.batch_size], fs[lo : lo + vae.batch_size], w, gen)
                 if not torch.isfinite(loss):
-                    terms = {k: float(out[k].detach().sum()) for k in ("recon", "kl_cont", "kl_disc", "adv")}
-                    bad = [k for k, v in terms.items() if not math.isfinite(v)] or ["total"]
+                    values = {(f"{vae.disc_capacity_term}_disc" if k == "disc" else k): float(v) for k, v in terms.items()}
+                    bad = [k for k, v in values.items() if not math.isfinite(v)] or ["total"]
                     raise TrainingError(
                         f"non-finite loss in {label}, epoch {epoch + 1}, batch {b + 1}: term(s) {', '.join(bad)} "
-                        f"({terms}); the last checkpoint on disk is from the previous round. Lower vae.lr or set "
+                        f"({values}); the last checkpoint on disk is from the previous round. Lower vae.lr or set "
                         "vae.grad_clip."
                     )
                 opt.zero_grad(set_to_none=True)
@@ -334,8 +334,7 @@ class NeurosymbolicEncoder:
                 opt.step()
                 self.step_ += 1
                 self.program_step_ += 1
-                sums += torch.stack([loss.detach(), out["recon"].detach(), out["kl_cont"].detach(),
-                                     disc.detach(), out["adv"].detach()])
+                sums += torch.stack([loss.detach(), terms["recon"], terms["kl_cont"], terms["disc"], terms["adv"]])
                 n_batches += 1
             avg = (sums / max(n_batches, 1)).tolist()
             last = dict(zip(("loss", "recon", "kl_cont", "kl_disc", "adv"), avg))

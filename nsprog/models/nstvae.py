@@ -25,7 +25,7 @@ from torch import nn
 from nsprog.models.latent import bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st
 from nsprog.models.tvae import ActionDecoder, TrajectoryEncoder
 
-__all__ = ["VAESettings", "NeurosymbolicTVAE"]
+__all__ = ["VAESettings", "LossWeights", "NeurosymbolicTVAE"]
 
 
 @dataclass
@@ -68,6 +68,30 @@ class VAESettings:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.final_epochs < 0 or self.capacity_iters < 0:
             raise ValueError("final_epochs and capacity_iters must be >= 0")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The coefficients of one optimiser step's loss
+    ``recon + cont + disc + adversary_weight * adv`` (capacities at the current step).
+
+    ``cont = beta * KL`` when ``cont_capacity`` is None, else ``gamma_cont * |KL - cont_capacity|``;
+    ``disc = gamma_disc * |D_j - disc_capacity|`` for the trainable program ``disc_index``
+    (``D`` = KL to the Bernoulli(1/2) prior or the batch mutual information, by
+    ``disc_term``), and 0 when no program is trainable (``disc_index`` None).
+    """
+
+    cont_coef: float
+    cont_capacity: float | None
+    disc_coef: float
+    disc_capacity: float
+    disc_index: int | None
+    disc_term: str = "kl"
+    adversary_weight: float = 1.0
+
+
+def _abs_dev(value: torch.Tensor, target: float | None, coef: float) -> torch.Tensor:
+    return coef * value if target is None else coef * (value - target).abs()
 
 
 class NeurosymbolicTVAE(nn.Module):
@@ -130,6 +154,31 @@ class NeurosymbolicTVAE(nn.Module):
 
     def assemble(self, zn: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
         return torch.cat([zn, bits.flip(-1)], dim=-1)
+
+    def training_loss(self, states: torch.Tensor, feats: torch.Tensor, w: LossWeights,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """One batch's training loss and its terms (``recon``, ``kl_cont``, ``disc``, ``adv``).
+
+        On CPU with the linear decoder the whole head after the encoder and the programs runs
+        as one autograd node (:mod:`nsprog.models.fused_loss`); elsewhere it is composed from
+        :meth:`forward`. Both draw the same noise from ``generator`` and give the same loss
+        and gradients (the tests compare them).
+        """
+        from nsprog.models.fused_loss import fused_loss_supported, fused_training_loss
+
+        if fused_loss_supported(self, states):
+            return fused_training_loss(self, states, feats, w, generator)
+        out = self(states, feats, generator)
+        cont = _abs_dev(out["kl_cont"], w.cont_capacity, w.cont_coef)
+        if w.disc_index is None:
+            disc_value = out["recon"].new_zeros(())
+            disc = disc_value
+        else:
+            disc_value = out["mi_disc" if w.disc_term == "mi" else "kl_disc"][w.disc_index]
+            disc = _abs_dev(disc_value, w.disc_capacity, w.disc_coef)
+        loss = out["recon"] + cont + disc + w.adversary_weight * out["adv"]
+        terms = {"recon": out["recon"], "kl_cont": out["kl_cont"], "disc": disc_value, "adv": out["adv"]}
+        return loss, {k: v.detach() for k, v in terms.items()}
 
     def forward(self, states: torch.Tensor, feats: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         mu, logvar = self.encoder(states)
