@@ -70,6 +70,7 @@ class LearnerSettings:
     max_recode_programs: int = 3  # distillation also targets the bit XOR subsets of up to this many earlier programs
     min_distill_f1: float = 0.75  # a complete program reproducing its neural parent worse than this is rejected...
     distill_retries: int = 1  # ...and the program is learned again from a fresh neural hole (this many times)
+    init_from_neural: bool = True  # programs 2..k and every retry start from the neural latent's 2-means split (see README)
 
 
 @dataclass
@@ -200,6 +201,10 @@ class NeurosymbolicEncoder:
         for j in range(len(self.programs_), cfg.n_programs):
             if current is None:
                 current = Hole(self._start)
+                if j > 0 and cfg.learner.init_from_neural:
+                    current, info = self._init_from_neural(j, current, cfg, states, feats, device)
+                    if info:
+                        self.history_.append({"round": self.round_, "program": j + 1, "kind": "init_from_neural", **info})
                 self.model_.add_program(self._compile(current, device))
                 self.program_step_ = 0  # Algorithm 1 starts again: both capacities ramp up from 0
             restarts = sum(1 for h in self.history_ if h.get("program") == j + 1 and h.get("restarted"))
@@ -218,6 +223,9 @@ class NeurosymbolicEncoder:
                                 cfg.learner.min_distill_f1, j + 1, restarts, cfg.learner.distill_retries)
                     self.history_[-1]["restarted"] = True
                     current = Hole(self._start)
+                    if cfg.learner.init_from_neural:
+                        current, self.history_[-1]["init_from_neural"] = self._init_from_neural(
+                            j, current, cfg, states, feats, device)
                     self.program_step_ = 0
                 self.model_.set_program(j, self._compile(current, device))
                 if not cfg.learner.warm_start:
@@ -241,6 +249,47 @@ class NeurosymbolicEncoder:
         self.fit_seconds_ = time.perf_counter() - t0
         self.model_.eval()
         return self
+
+    def _init_from_neural(self, j: int, program: Node, cfg: EncoderConfig, states, feats, device) -> tuple[Node, dict]:
+        """Pre-train program ``j`` (a hole or a partial program) on the 2-means split of the
+        neural latent; returns the program with its trained parameters and a record (empty
+        when the latent has no balanced split and the program stays as it was).
+
+        Whatever binary structure the data still hold beyond the frozen programs sits in the
+        neural latent once the VAE has trained, and a program started at random tends to
+        settle on a copy of an earlier program or on a constant bit instead (local optima of
+        the VAE objective: both satisfy the program's capacity while the neural latent keeps
+        carrying the rest). Starting the program on the neural latent's dominant split hands
+        that structure to the program; the adversary then removes it from the neural latent.
+        """
+        from sklearn.cluster import KMeans
+
+        def split(x: torch.Tensor) -> np.ndarray:
+            self.model_.eval()
+            with torch.no_grad():
+                mu = torch.cat([self.model_.encoder(x[lo : lo + 8192])[0] for lo in range(0, x.shape[0], 8192)])
+            return mu.cpu().numpy()
+
+        z = {k: split(states[k]) for k in ("train", "val")}
+        if z["train"].shape[1] == 0:
+            return program, {}
+        scale = z["train"].std(0) + 1e-8
+        km = KMeans(n_clusters=2, n_init=10, random_state=self.seed + j).fit(z["train"] / scale)
+        y = {k: km.predict(z[k] / scale).astype(np.int64) for k in z}
+        balance = _balance(y["train"])
+        if balance < cfg.learner.min_balance:
+            log.info("program %d: the neural latent has no balanced 2-means split (minority share %.3f); "
+                     "starting from a random program", j + 1, balance)
+            return program, {}
+        sup = Supervision(feats["train"], torch.as_tensor(y["train"]), feats["val"], torch.as_tensor(y["val"]), 2,
+                          name=f"program{j + 1}-init")
+        s = cfg.search
+        evaluator = CandidateEvaluator(sup, self.dsl_, s.train_settings(), self.seed + 7_777 * (j + 1), str(device),
+                                       make_executor("inline", 1), True, False)
+        result = evaluator.evaluate([clear_params(program)])[0]
+        log.info("program %d starts from the neural latent's 2-means split (minority share %.3f; %s reproduces it "
+                 "with validation F1 %.3f)", j + 1, balance, program.key(), result.f1)
+        return result.program, {"split_balance": balance, "init_f1": result.f1}
 
     def _finish(self, j: int, program: Node) -> None:
         """Program ``j`` is complete: freeze it and move on (Algorithm 2)."""
@@ -281,7 +330,10 @@ class NeurosymbolicEncoder:
                         balance, cfg.learner.min_balance,
                         "; retrying with a fresh program" if attempt < cfg.learner.collapse_retries else "")
             if attempt < cfg.learner.collapse_retries:
-                current = clear_params(current)
+                current, info = clear_params(current), {}
+                if cfg.learner.init_from_neural:
+                    current, info = self._init_from_neural(j, current, cfg, states, feats, device)
+                    record[f"init_from_neural_{attempt + 1}"] = info
                 self.model_.set_program(j, StackedProgram([current], self.dsl_, cfg.search.max_units,
                                                           cfg.search.min_units, self.seed + 7919 * (attempt + 1)).to(device))
         record["collapsed"] = bool(balance < cfg.learner.min_balance)

@@ -164,3 +164,42 @@ def test_a_program_that_distils_badly_is_learned_again(tiny):
     assert len(restarted) == 1 and restarted[0]["distill_f1"] < 1.01
     assert [h["structure"] for h in est.history_].count("??[list(4) -> atom(1)]") == 2  # started twice
     assert len(est.programs_) == 1  # after the allowed retries the best program is kept
+
+
+def test_a_new_program_starts_from_the_neural_latents_split(tiny):
+    """The neural latent carries final x (a stub encoder); a new program pre-trained on its
+    2-means split thresholds final x, i.e. reproduces c_x."""
+    from nsprog.dsl.ast import Hole
+
+    est = fit(tiny, n_programs=1)
+    train = tiny["train"]
+
+    class FinalXEncoder(torch.nn.Module):
+        def forward(self, states):
+            x = states[:, -1, :1]  # normalised final x
+            return torch.cat([x, 0.01 * torch.randn_like(x)], 1), torch.zeros(len(x), 2)
+
+    est.model_.encoder = FinalXEncoder()
+    states = {k: torch.from_numpy(est.normalizer_.transform(tiny[k]).states) for k in ("train", "val")}
+    feats = {k: est.pipeline_.transform(tiny[k]) for k in ("train", "val")}
+    from dataclasses import replace
+
+    from nsprog.search.graph import ProgramGraph, SearchNode
+
+    cfg = replace(est.cfg_, search=replace(est.cfg_.search, neural_epochs=60, patience=60))
+    graph = ProgramGraph(est.dsl_, est._start, 2, 0.01)
+    (partial,) = [c.program for c in graph.children(SearchNode(Hole(est._start), 0.0)) if c.program.key().startswith("MapAverage")]
+    program, info = est._init_from_neural(1, partial, cfg, states, feats, "cpu")
+    assert info["split_balance"] > 0.4 and info["init_f1"] > 0.9
+    assert program.key() == partial.key() and program.fn.params  # the same structure, with trained parameters
+    bits = est._program_bits(program, feats["train"], "cpu")
+    agree = max(np.mean(bits == train.factors["c_x"]), np.mean(bits != train.factors["c_x"]))
+    assert agree > 0.9, agree
+
+    class ConstantEncoder(FinalXEncoder):
+        def forward(self, states):
+            return torch.zeros(len(states), 2), torch.zeros(len(states), 2)
+
+    est.model_.encoder = ConstantEncoder()
+    hole = Hole(est._start)
+    assert est._init_from_neural(1, hole, est.cfg_, states, feats, "cpu") == (hole, {})  # no split: unchanged
