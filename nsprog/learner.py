@@ -70,7 +70,7 @@ class LearnerSettings:
     max_recode_programs: int = 3  # distillation also targets the bit XOR subsets of up to this many earlier programs
     min_distill_f1: float = 0.75  # a complete program reproducing its neural parent worse than this is rejected...
     distill_retries: int = 1  # ...and the program is learned again from a fresh neural hole (this many times)
-    init_from_neural: bool = True  # programs 2..k and every retry start from the neural latent's 2-means split (see README)
+    init_from_neural: bool = True  # programs 2..k, collapsed programs and restarts start from the neural latent's 2-means split
 
 
 @dataclass
@@ -316,7 +316,9 @@ class NeurosymbolicEncoder:
     # ------------------------------------------------------------------ one round
     def _train_round(self, j, current, cfg, states, feats, device, epochs: int | None = None,
                      kind: str = "round") -> Node:
-        """Train the VAE with the architecture fixed; retry with a fresh program if it collapsed."""
+        """Train the VAE with the architecture fixed. A program that collapsed (near-constant
+        bits) is rescued from the neural latent's split when ``init_from_neural`` (no extra
+        training: the next rounds train it), else the round is retried with a fresh program."""
         record = {"round": self.round_, "program": j + 1, "structure": current.key(), "kind": kind}
         for attempt in range(cfg.learner.collapse_retries + 1):
             losses = self._run_epochs(epochs or cfg.vae.epochs, cfg, states, feats, device,
@@ -326,14 +328,22 @@ class NeurosymbolicEncoder:
             record.update(losses, balance=balance, attempts=attempt + 1)
             if balance >= cfg.learner.min_balance:
                 break
+            if cfg.learner.init_from_neural:
+                rescued, info = self._init_from_neural(j, clear_params(current), cfg, states, feats, device)
+                if info:
+                    self.model_.set_program(j, self._compile(rescued, device))
+                    balance = _balance(self._bits(j, feats["train"]))
+                    log.warning("program %d collapsed in round %d; it restarts from the neural latent's split "
+                                "(minority share now %.3f)", j + 1, self.round_ + 1, balance)
+                    record["rescued_from_neural"] = {**info, "balance_before": record["balance"], "balance_after": balance}
+                    record["balance"] = balance
+                    if balance >= cfg.learner.min_balance:
+                        break
             log.warning("program %d collapsed in round %d (minority share %.3f < %.3f)%s", j + 1, self.round_ + 1,
                         balance, cfg.learner.min_balance,
                         "; retrying with a fresh program" if attempt < cfg.learner.collapse_retries else "")
             if attempt < cfg.learner.collapse_retries:
-                current, info = clear_params(current), {}
-                if cfg.learner.init_from_neural:
-                    current, info = self._init_from_neural(j, current, cfg, states, feats, device)
-                    record[f"init_from_neural_{attempt + 1}"] = info
+                current = clear_params(current)
                 self.model_.set_program(j, StackedProgram([current], self.dsl_, cfg.search.max_units,
                                                           cfg.search.min_units, self.seed + 7919 * (attempt + 1)).to(device))
         record["collapsed"] = bool(balance < cfg.learner.min_balance)

@@ -203,3 +203,32 @@ def test_a_new_program_starts_from_the_neural_latents_split(tiny):
     est.model_.encoder = ConstantEncoder()
     hole = Hole(est._start)
     assert est._init_from_neural(1, hole, est.cfg_, states, feats, "cpu") == (hole, {})  # no split: unchanged
+
+
+def test_a_collapsed_program_is_rescued_from_the_neural_latent_or_retried(tiny, monkeypatch):
+    original = NeurosymbolicEncoder._run_epochs
+    calls = {"n": 0}
+
+    def collapse_first_round(self, *args, **kw):
+        out = original(self, *args, **kw)
+        calls["n"] += 1
+        if calls["n"] == 1:  # round 1 ends with a constant program: every logit pushed far above 0
+            with torch.no_grad():
+                self.model_.programs[0].root.out_b.fill_(50.0)
+        return out
+
+    monkeypatch.setattr(NeurosymbolicEncoder, "_run_epochs", collapse_first_round)
+    search = SearchSettings(strategy="greedy", neural_epochs=15, symbolic_epochs=2, patience=15)
+    est = NeurosymbolicEncoder("synthetic", 1, vae=VAESettings(**TINY_VAE), search=search,
+                               learner=LearnerSettings(min_distill_f1=0.0), seed=3, progress=False)
+    est.fit(tiny["train"], tiny["val"])
+    first = est.history_[0]
+    assert first["attempts"] == 1 and not first["collapsed"]  # rescued, not retrained
+    assert first["rescued_from_neural"]["balance_after"] >= 0.05 and first["balance"] >= 0.05
+
+    calls["n"] = 0
+    est = NeurosymbolicEncoder("synthetic", 1, vae=VAESettings(**TINY_VAE), search=search,
+                               learner=LearnerSettings(min_distill_f1=0.0, init_from_neural=False), seed=3,
+                               progress=False)
+    est.fit(tiny["train"], tiny["val"])
+    assert est.history_[0]["attempts"] == 2 and "rescued_from_neural" not in est.history_[0]  # retried
