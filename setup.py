@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["nsprog", "nsprog.*", "trebalink", "trebalink.*"]),
-    package_data={"nsprog": ["dsl/definitions/*.yaml"], "trebalink": ["programs/*.json"]},
+    package_data={"nsprog": ["dsl/definitions/*.yaml", "native/*.c"], "trebalink": ["programs/*.json"]},
     install_requires=[
         "torch>=2.1",
         "numpy",

@@ -9,6 +9,12 @@ element-wise call on these sizes), with every quantity that does not depend on t
 recurrence computed for all time steps at once. On other devices it calls PyTorch's fused
 kernel (cuDNN on CUDA), which is already fast there.
 
+Where a C compiler is available, the recurrent loops of both passes run as C code
+(:mod:`nsprog.native`, float32) and the gates are saved instead of recomputed; the NumPy
+path is the fallback and the reference for float64.
+
+(built with -ffast-math: results agree with PyTorch to float32 rounding, see the tests).
+
 The semantics are exactly ``nn.GRU(batch_first=True)`` with one layer and one direction
 (gate order r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``;
 ``h' = (1 - z) * n + z * h``); the tests compare values and gradients with ``nn.GRU``.
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from nsprog import native
 
 __all__ = ["gru"]
 
@@ -36,6 +44,8 @@ def gru(x: torch.Tensor, h0: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torc
         out, hn = torch._VF.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, torch.is_grad_enabled(), False,
                                 True)
         return out, hn[0]
+    if x.dtype == torch.float32 and native.load() is not None:
+        return _NativeGRUFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
     return _GRUFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
 
 
@@ -131,3 +141,59 @@ class _GRUFunction(torch.autograd.Function):
         if ctx.needs_input_grad[5]:
             grads[5] = torch.from_numpy(d_gh.sum(0))
         return tuple(grads)
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+class _NativeGRUFunction(torch.autograd.Function):
+    """Both recurrences in C (:mod:`nsprog.native`); input projections and weight gradients
+    as BLAS products over all steps at once."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
+        lib = native.load()
+        X, Wih, Whh, bih, bhh = (_np(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
+        B, T, F = X.shape
+        H = Whh.shape[1]
+        Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+        gi = (Xt.reshape(T * B, F) @ Wih.T).reshape(T, B, 3 * H)
+        gi += bih
+        gi[..., : 2 * H] += bhh[: 2 * H]
+        whhT = np.ascontiguousarray(Whh.T)
+        bhn = np.ascontiguousarray(bhh[2 * H :])
+        hs = np.empty((T + 1, B, H), np.float32)
+        hs[0] = _np(h0)
+        r, z, n, ghn = (np.empty((T, B, H), np.float32) for _ in range(4))
+        lib.gru_forward(T, B, H, _ptr(gi), _ptr(whhT), _ptr(bhn), _ptr(hs), _ptr(r), _ptr(z), _ptr(n), _ptr(ghn))
+        ctx.save_for_backward(w_ih)
+        ctx.arrays = (Xt, Whh, hs, r, z, n, ghn)
+        return torch.from_numpy(np.ascontiguousarray(hs[1:].transpose(1, 0, 2))), torch.from_numpy(hs[T].copy())
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn):
+        lib = native.load()
+        Xt, Whh, hs, r, z, n, ghn = ctx.arrays
+        (w_ih,) = ctx.saved_tensors
+        T, B, H = n.shape
+        F = Xt.shape[2]
+        dO = np.ascontiguousarray(_np(d_out).transpose(1, 0, 2))
+        carry = _np(d_hn).copy()
+        d_gi = np.empty((T, B, 3 * H), np.float32)
+        d_ghn = np.empty((T, B, H), np.float32)
+        lib.gru_backward(T, B, H, _ptr(dO), _ptr(Whh), _ptr(hs), _ptr(r), _ptr(z), _ptr(n), _ptr(ghn), _ptr(carry),
+                         _ptr(d_gi), _ptr(d_ghn))
+        d_gh = d_gi.copy()
+        d_gh[..., 2 * H :] = d_ghn
+        flat_gi, flat_gh = d_gi.reshape(T * B, 3 * H), d_gh.reshape(T * B, 3 * H)
+        need = ctx.needs_input_grad
+        return (
+            torch.from_numpy(np.ascontiguousarray((flat_gi @ _np(w_ih)).reshape(T, B, F).transpose(1, 0, 2)))
+            if need[0] else None,
+            torch.from_numpy(carry) if need[1] else None,
+            torch.from_numpy(flat_gi.T @ Xt.reshape(T * B, F)) if need[2] else None,
+            torch.from_numpy(flat_gh.T @ hs[:T].reshape(T * B, H)) if need[3] else None,
+            torch.from_numpy(flat_gi.sum(0)) if need[4] else None,
+            torch.from_numpy(flat_gh.sum(0)) if need[5] else None,
+        )

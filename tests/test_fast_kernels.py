@@ -1,13 +1,25 @@
-"""The GRU with a hand-written backward pass gives exactly what PyTorch's own GRU gives."""
+"""The GRU with a hand-written backward pass (NumPy loops, or C loops where a compiler is
+available) gives exactly what PyTorch's own GRU gives."""
 
 import pytest
 import torch
 
+from nsprog import native
 from nsprog.gru_kernel import gru
 
 
+@pytest.fixture(params=["numpy", "native"])
+def kernel(request, monkeypatch):
+    """Run a test once on the NumPy fallback and once on the compiled C loops."""
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "load", lambda: None)
+    elif native.load() is None:
+        pytest.skip(f"no native kernel here: {native.native_status()}")
+    return request.param
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
-def test_gru_matches_torch_values_and_gradients(dtype, tol):
+def test_gru_matches_torch_values_and_gradients(dtype, tol, kernel):
     torch.manual_seed(0)
     B, T, F, H = 6, 9, 3, 5
     ref = torch.nn.GRU(F, H, batch_first=True).to(dtype)
@@ -26,7 +38,7 @@ def test_gru_matches_torch_values_and_gradients(dtype, tol):
         assert torch.allclose(g, g_ref, atol=tol, rtol=tol), name
 
 
-def test_gru_gradcheck_and_zero_initial_state():
+def test_gru_gradcheck_and_zero_initial_state(kernel):
     torch.manual_seed(1)
     B, T, F, H = 3, 4, 2, 3
     args = [torch.randn(B, T, F, dtype=torch.float64, requires_grad=True),
@@ -36,3 +48,16 @@ def test_gru_gradcheck_and_zero_initial_state():
     out_none, _ = gru(args[0], None, *args[2:])
     out_zero, _ = gru(args[0], torch.zeros(B, H, dtype=torch.float64), *args[2:])
     assert torch.equal(out_none, out_zero)
+
+
+def test_native_kernel_builds_into_the_cache_or_reports_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSPROG_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    lib = native.load()
+    if lib is None:
+        assert "unavailable" in native.native_status()
+    else:
+        assert len(list(tmp_path.glob("nsprog_gru_*"))) == 1 and "built with" in native.native_status()
+    monkeypatch.setenv("NSPROG_NATIVE", "0")
+    monkeypatch.setattr(native, "_state", {})
+    assert native.load() is None and "disabled" in native.native_status()
