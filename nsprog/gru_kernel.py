@@ -1,23 +1,23 @@
-"""A single-layer GRU over a whole sequence with a hand-written backward pass.
+"""A single-layer GRU over a whole sequence as one autograd node with a hand-written backward.
 
 The models here are tiny (tens of hidden units, batches of 32, ~25 time steps), so a CPU
 training step is bound by per-operation overhead, not arithmetic: PyTorch's CPU GRU
 records about ten autograd nodes per time step and replays two to three times as many
-operations backward. :func:`gru` is one autograd node instead. On CPU its forward and
-backward loops run in NumPy on views of the same memory (well under a microsecond per
-element-wise call on these sizes), with every quantity that does not depend on the
-recurrence computed for all time steps at once. On other devices it calls PyTorch's fused
-kernel (cuDNN on CUDA), which is already fast there.
+operations backward. :func:`gru` is one node, with three implementations:
 
-Where a C compiler is available, the recurrent loops of both passes run as C code
-(:mod:`nsprog.native`, float32) and the gates are saved instead of recomputed; the NumPy
-path is the fallback and the reference for float64.
-
-(built with -ffast-math: results agree with PyTorch to float32 rounding, see the tests).
+- native (float32 on CPU, where a C compiler is available): both recurrences run as C loops
+  (:mod:`nsprog.native`, built with -ffast-math, so results agree with PyTorch to float32
+  rounding), the gates are saved by the forward pass, and the input projections and weight
+  gradients are BLAS products over all steps at once;
+- NumPy (CPU otherwise, and float64): the forward pass is PyTorch's kernel without autograd;
+  the backward pass recomputes the gates for all steps at once and runs the reverse
+  recurrence with five NumPy calls per step;
+- other devices: PyTorch's fused kernel (cuDNN on CUDA), already fast there.
 
 The semantics are exactly ``nn.GRU(batch_first=True)`` with one layer and one direction
 (gate order r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``;
-``h' = (1 - z) * n + z * h``); the tests compare values and gradients with ``nn.GRU``.
+``h' = (1 - z) * n + z * h``); the tests compare values and gradients with ``nn.GRU`` for
+both CPU paths.
 """
 
 from __future__ import annotations
