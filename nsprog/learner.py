@@ -358,7 +358,10 @@ class NeurosymbolicEncoder:
         gen = torch.Generator(device=device).manual_seed(self.seed * 7_919 + self.round_ * 31 + attempt)
         cpu_gen = torch.Generator().manual_seed(self.seed * 13 + self.round_ * 17 + attempt)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = make_adam(params, vae.lr)
+        adv_ids = {id(p) for p in (model.adversary.parameters() if model.adversary is not None else [])}
+        groups = [{"params": [p for p in params if id(p) not in adv_ids]},
+                  {"params": [p for p in params if id(p) in adv_ids], "lr": vae.lr * vae.adversary_lr_scale}]
+        opt = make_adam([g for g in groups if g["params"]], vae.lr)
         n = states["train"].shape[0]
         j_cur = model.n_programs - 1
         trainable_prog = j_cur >= 0 and any(p.requires_grad for p in model.programs[j_cur].parameters())

@@ -232,3 +232,25 @@ def test_a_collapsed_program_is_rescued_from_the_neural_latent_or_retried(tiny, 
                                progress=False)
     est.fit(tiny["train"], tiny["val"])
     assert est.history_[0]["attempts"] == 2 and "rescued_from_neural" not in est.history_[0]  # retried
+
+
+def test_the_adversary_learns_at_its_own_rate(tiny, monkeypatch):
+    """adversary_lr_scale sets the adversary's learning rate apart from the VAE's (0 freezes it)."""
+    from nsprog.models.nstvae import NeurosymbolicTVAE
+
+    created = []
+    original = NeurosymbolicTVAE._new_adversary
+
+    def recording(self):
+        original(self)
+        if self.adversary is not None:
+            created.append([p.detach().clone() for p in self.adversary.parameters()])
+
+    monkeypatch.setattr(NeurosymbolicTVAE, "_new_adversary", recording)
+    for scale, moved in ((0.0, False), (1.0, True)):
+        created.clear()
+        est = fit(tiny, n_programs=2, vae={"adversary_lr_scale": scale})
+        final = list(est.model_.adversary.parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(created[-1], final)) == moved, scale
+    with pytest.raises(ValueError, match="adversary_lr_scale"):
+        VAESettings(adversary_lr_scale=-1.0)

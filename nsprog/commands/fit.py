@@ -45,7 +45,7 @@ class FitRunConfig(RunBase):
 
     name: str = "fit"
     n_programs: int = 2
-    vae: VAESettings = field(default_factory=lambda: VAESettings(cont_capacity=1.0, gamma_disc=1.0))
+    vae: VAESettings = field(default_factory=lambda: VAESettings(cont_capacity=1.0, gamma_disc=1.0, adversary_lr_scale=10.0))
     search: SearchSettings = field(default_factory=lambda: SearchSettings(strategy="greedy"))
     learner: LearnerSettings = field(default_factory=LearnerSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)

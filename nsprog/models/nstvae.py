@@ -47,6 +47,7 @@ class VAESettings:
     adversary_weight: float = 1.0
     adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
     adversary_input: Literal["mean", "sample"] = "mean"  # the neural latent the adversary reads
+    adversary_lr_scale: float = 1.0  # the adversary's learning rate is lr times this (a faster adversary)
     tau: float = 0.5
     lr: float = 2e-4
     batch_size: int = 32
@@ -68,6 +69,8 @@ class VAESettings:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.final_epochs < 0 or self.capacity_iters < 0:
             raise ValueError("final_epochs and capacity_iters must be >= 0")
+        if self.adversary_lr_scale < 0:
+            raise ValueError(f"adversary_lr_scale must be >= 0; got {self.adversary_lr_scale}")
 
 
 @dataclass(frozen=True)
