@@ -254,3 +254,17 @@ def test_the_adversary_learns_at_its_own_rate(tiny, monkeypatch):
         assert any(not torch.equal(a, b) for a, b in zip(created[-1], final)) == moved, scale
     with pytest.raises(ValueError, match="adversary_lr_scale"):
         VAESettings(adversary_lr_scale=-1.0)
+
+
+def test_cli_fit_without_programs_scores_k_means_of_the_neural_latent(tmp_path):
+    """The 0-program config (a plain TVAE, Figure 3b) runs end to end and is scored by K-means."""
+    from nsprog.cli import main
+
+    out = tmp_path / "tvae"
+    assert main(["fit", "experiments/configs/synthetic_0prog.yaml", "--out", str(out), "--quiet",
+                 "--set", "data.n_train=400", "--set", "data.n_val=200", "--set", "data.n_test=200",
+                 "--set", "vae.epochs=1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"]["method"] == "k-means (4) on the neural latent" and metrics["model"]["n_clusters"] == 4
+    assert set(metrics["neural_latent_readout"]) == {"c_x", "c_y"} and "oracle" in metrics
+    assert (out / "plots" / "neural_latent.png").is_file()

@@ -122,6 +122,7 @@ def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_cl
     the oracle's on the same windows, and per-program agreement with each factor."""
     labels = test.label_column(cfg.labels)
     out: dict = {"n_test": len(test)}
+    z = est.transform(test)
     if est.programs_:
         clusters = est.predict(test)
         out["model"] = cluster_metrics(labels, clusters)
@@ -138,7 +139,6 @@ def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_cl
         k = n_clusters or cfg.kmeans_clusters or len(np.unique(labels))
         clusters = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(z)
         out["model"] = dict(cluster_metrics(labels, clusters), method=f"k-means ({k}) on the neural latent")
-    z = est.transform(test)
     if cfg.factors and z.shape[1]:
         # how much of each factor a linear read-out finds in the neural latent (0.5 = none, for binary factors)
         from sklearn.linear_model import LogisticRegression
