@@ -44,7 +44,7 @@ from nsprog.search.executors import make_executor
 from nsprog.search.graph import ProgramGraph, SearchNode
 from nsprog.search.strategies import Scored, greedy_step
 from nsprog.search.synthesis import NotFittedError, SearchSettings, run_strategy
-from nsprog.optim import make_adam
+from nsprog.optim import LeanAdam
 from nsprog.search.training import CandidateEvaluator, Supervision
 from nsprog.utils import seed_everything, set_threads, torch_save_atomic
 
@@ -359,9 +359,8 @@ class NeurosymbolicEncoder:
         cpu_gen = torch.Generator().manual_seed(self.seed * 13 + self.round_ * 17 + attempt)
         params = [p for p in model.parameters() if p.requires_grad]
         adv_ids = {id(p) for p in (model.adversary.parameters() if model.adversary is not None else [])}
-        groups = [{"params": [p for p in params if id(p) not in adv_ids]},
-                  {"params": [p for p in params if id(p) in adv_ids], "lr": vae.lr * vae.adversary_lr_scale}]
-        opt = make_adam([g for g in groups if g["params"]], vae.lr)
+        opt = LeanAdam([([p for p in params if id(p) not in adv_ids], vae.lr),
+                        ([p for p in params if id(p) in adv_ids], vae.lr * vae.adversary_lr_scale)])
         n = states["train"].shape[0]
         j_cur = model.n_programs - 1
         trainable_prog = j_cur >= 0 and any(p.requires_grad for p in model.programs[j_cur].parameters())
@@ -392,7 +391,7 @@ class NeurosymbolicEncoder:
                         f"({values}); the last checkpoint on disk is from the previous round. Lower vae.lr or set "
                         "vae.grad_clip."
                     )
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad()
                 loss.backward()
                 if vae.grad_clip:
                     torch.nn.utils.clip_grad_norm_(params, vae.grad_clip)

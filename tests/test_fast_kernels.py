@@ -61,3 +61,26 @@ def test_native_kernel_builds_into_the_cache_or_reports_why(tmp_path, monkeypatc
     monkeypatch.setenv("NSPROG_NATIVE", "0")
     monkeypatch.setattr(native, "_state", {})
     assert native.load() is None and "disabled" in native.native_status()
+
+
+def test_lean_adam_equals_torch_adam_with_groups_and_missing_gradients():
+    from nsprog.optim import LeanAdam
+
+    torch.manual_seed(2)
+    make = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    a, b = make(), make()
+    b.load_state_dict(a.state_dict())
+    for m in (a, b):
+        m[0].bias.requires_grad_(False)  # frozen parameters are left alone
+    opt_a = torch.optim.Adam([{"params": [a[0].weight], "lr": 1e-2}, {"params": list(a[2].parameters()), "lr": 3e-2}])
+    opt_b = LeanAdam([([b[0].weight, b[0].bias], 1e-2), (list(b[2].parameters()), 3e-2)])
+    x = torch.randn(16, 4)
+    for i in range(6):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            # in odd steps the last layer gets no gradient: Adam skips it, its step count too
+            loss = model(x).pow(2).mean() if i % 2 == 0 else model[0](x).pow(2).mean()
+            loss.backward()
+            opt.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6), name

@@ -68,6 +68,7 @@ def test_bigru_equals_torch_bidirectional_gru():
     ours.load_from_gru(ref)
     x = torch.randn(3, 11, 6)
     torch.testing.assert_close(ours(x), ref(x)[0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(ours.mean_over_time(x), ref(x)[0].mean(1), atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp", "gru"])

@@ -81,10 +81,19 @@ class BiGRU(nn.Module):
                     self.bias_ih[rows] = bi[g * h : (g + 1) * h]
                     self.bias_hh[rows] = bh[g * h : (g + 1) * h]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs of the stacked GRU: forward direction at t, backward direction at T-1-t."""
         xx = torch.cat([x, x.flip(1)], dim=-1)
         out, _ = gru(xx, None, self.weight_ih * self.mask_ih, self.weight_hh * self.mask_hh, self.bias_ih, self.bias_hh)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._run(x)
         return torch.cat([out[..., : self.h], out[..., self.h :].flip(1)], dim=-1)
+
+    def mean_over_time(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward(x).mean(1)`` without re-aligning the backward direction (a mean ignores order)."""
+        return self._run(x).mean(1)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -113,7 +122,7 @@ class TrajectoryEncoder(nn.Module):
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, _, sa = trajectory_inputs(states)
-        h = self.body(self.rnn(sa).mean(dim=1))
+        h = self.body(self.rnn.mean_over_time(sa))
         return self.mu(h), self.logvar(h).clamp(-self.logvar_clamp, self.logvar_clamp)
 
     def drop_last_latent(self) -> None:
