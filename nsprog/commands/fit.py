@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue an interrupted fit in DIR from its last completed round")
     p.add_argument("--quick", action="store_true",
                    help="a smaller, faster variant (5k training windows, 20 epochs per round at lr 1e-3): "
-                   "about 2-3 minutes on 2 CPU cores; applied before --set overrides")
+                   "about 1.5 minutes on 2 CPU cores; applied before --set overrides")
     p.set_defaults(func=run_fit)
 
     s = sub.add_parser("show", help="print the programs and metrics of a fitted run folder")
