@@ -14,6 +14,7 @@ default thermostat DSE run < 5 minutes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -26,43 +27,31 @@ import torch
 from nsprog.safety.benchmarks import BENCHMARKS, get_benchmark
 from nsprog.safety.config import TrainConfig
 from nsprog.safety.data import generate_data
-from nsprog.safety.data import data_loss
-from nsprog.safety.train import components_per_step, safety_loss, training_boxes
+from nsprog.safety.train import Stepper, components_per_step, training_boxes
 from nsprog.safety.verify import verify
 from nsprog.utils import seed_everything, set_threads
 
 
 def steps_per_second(bench, mode: str, cfg: TrainConfig, seconds: float = 3.0, seed: int = 0) -> tuple[float, float, int]:
-    """Full optimiser steps (data + safety loss, backward, clip, Adam) per second of wall time and of
-    this process's CPU time (the latter is less sensitive to other jobs on a shared machine);
+    """Full optimiser steps (data + safety loss, backward, clip, Adam: the training step of
+    :class:`nsprog.safety.train.Stepper`, without warm-up) per second of wall time and of this
+    process's CPU time (the latter is less sensitive to other jobs on a shared machine);
     returns (wall rate, CPU rate, boxes per step)."""
     seed_everything(seed)
+    cfg = dataclasses.replace(cfg, warmup=0)
     mods = bench.make_modules()
-    params = [p for m in mods.values() for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3)
     data = generate_data(bench, 100, seed=seed)
-    comps, n_comp, n_paths = training_boxes(bench, mode, cfg)
-    gen = torch.Generator().manual_seed(seed)
-    per_step = 0
-
-    def step():
-        loss = data_loss(mods, data, batch=cfg.data_batch, generator=gen)
-        if mode != "only_data":
-            sl, _ = safety_loss(bench, mods, mode, comps, n_paths, cfg, gen)
-            loss = loss + cfg.lam * sl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-        opt.step()
-
-    for _ in range(5):
-        step()
+    stepper = Stepper(bench, mode, cfg, mods, data, torch.Generator().manual_seed(seed))
+    for i in range(1, 6):
+        stepper.step(i)
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
-        step()
         n += 1
+        stepper.step(5 + n)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    per_step = 0
     if mode != "only_data":
+        _, n_comp, n_paths = training_boxes(bench, mode, cfg)
         per_step = (components_per_step(bench, mode, cfg) or n_comp) * n_paths
     return n / wall, n / max(cpu, 1e-9), per_step
 

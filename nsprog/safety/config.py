@@ -37,17 +37,22 @@ class TrainConfig:
     optimizer: Literal["joint", "per_term"] = "joint"  # joint: one Adam on data + lam * safety (reference);
     # per_term: the data and safety gradients are clipped separately and get separate Adam moments
     lam: float = 50.0  # loss = data + lam * safety (the reference: (data + 50 safety) / 50, same up to scale)
+    safety_lr: float | None = None  # per_term: the safety Adam's learning rate (None: lr; follows the same schedule)
     adam_beta2: float = 0.99  # Adam's second-moment decay (reference: 0.999)
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # cosine: decay to lr / 20 over the budget (reference: constant)
-    warmup: int = 300  # diffai/dse: the first `warmup` steps use the data loss only (within the budget; reference: 0)
+    warmup: int = 1000  # diffai/dse: the first `warmup` steps use the data loss only (within the budget; reference: 0)
     data_batch: int = 256  # (input, output) pairs per step for the data loss
     components: int | None = None  # training components (about, for k > 1 inputs); None: benchmark default
     components_per_step: int | None = None  # components drawn per step (without replacement); None: benchmark
     # default (DSE 16, DiffAI+ 64, so both run 64 boxes a step); 0: all of them (the reference's thermostat setting)
     paths: int | None = None  # DSE paths per component; None: benchmark default (4; the reference used 30)
     baseline: Literal["none", "loo"] = "loo"  # DSE score-function baseline: none (reference) or leave-one-out mean
+    estimator: Literal["path", "rtg"] = "path"  # DSE score-function weights: the whole path's penalty (reference)
+    # or each choice's reward to go (the penalty recorded after the choice)
     entropy: float = 0.0  # DSE bonus on the entropy of branch choices (0: off)
-    eval_every: int = 100  # validation (verifier on the validation pieces + data loss) every this many steps
+    margin: float | None = None  # diffai/dse train against the spec tightened by this margin (in the units of the
+    # constrained variables; the verifier uses the true spec); None: the benchmark default (train_margin, else 0)
+    eval_every: int = 50  # validation (verifier on the validation pieces + data loss) every this many steps
     select: Literal["auto", "last", "val_safe", "val_data"] = "auto"  # which checkpoint to keep (auto: only_data
     # val_data, diffai/dse val_safe)
     select_tolerance: float = 0.01  # val_safe: lowest val data loss among checkpoints with val_safe >= best - this
@@ -55,9 +60,11 @@ class TrainConfig:
     val_trajectories: int = 500  # validation trajectories (their own seed)
 
     def __post_init__(self):
-        _positive(self, ("steps", "lr", "clip", "lam", "data_batch", "components", "paths", "components_per_step", "eval_every",
-                         "val_verifier_components", "val_trajectories", "weight_decay", "entropy", "warmup", "select_tolerance"),
-                  allow_zero=("steps", "weight_decay", "entropy", "warmup", "select_tolerance", "components_per_step"))
+        _positive(self, ("steps", "lr", "safety_lr", "clip", "lam", "data_batch", "components", "paths", "components_per_step", "eval_every",
+                         "val_verifier_components", "val_trajectories", "weight_decay", "entropy", "warmup", "select_tolerance",
+                         "margin"),
+                  allow_zero=("steps", "weight_decay", "entropy", "warmup", "select_tolerance", "components_per_step",
+                              "margin"))
         if not 0.0 < self.adam_beta2 < 1.0:
             raise ValueError(f"adam_beta2 must be in (0, 1); got {self.adam_beta2}")
         if self.paths is not None and self.paths < 2 and self.baseline == "loo":

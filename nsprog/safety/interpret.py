@@ -15,6 +15,17 @@ Everything is batched: a batch of items / boxes / paths runs through every state
 once. Both branches run on the whole batch and are merged with ``torch.where`` (a branch that
 no item takes is skipped), so there is no Python loop over items, pieces or paths; the only
 Python loops are over statements and the fixed loop iterations of the program.
+
+The symbolic semantics avoid work whose result is never read or can be shared:
+
+- a liveness analysis of the program (:func:`liveness`) skips meeting the guard variable with
+  a side of the guard when that branch overwrites it first, and merging variables that are
+  dead after the if-then-else;
+- networks run on interleaved bounds, one matrix product per layer
+  (:class:`~nsprog.safety.nets.IntervalMLP`);
+- the sampled semantics draw the choices during the run and compute all log-probabilities
+  once at the end, and count a choice only for paths that reached the guard (inside a
+  branch a path did not take, its draws are discarded).
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from nsprog.safety.box import Box
 from nsprog.safety.ir import Assign, BinOp, Call, Clamp, Const, If, Loop, Program, Record, UnOp, Var
 from nsprog.safety.nets import IntervalMLP
 
-__all__ = ["Trace", "run_program", "SEMANTICS"]
+__all__ = ["Trace", "run_program", "SEMANTICS", "liveness"]
 
 SEMANTICS = ("concrete", "join", "sample")
 
@@ -43,35 +54,99 @@ class Trace:
     entropy : tensor ``[B]``: summed entropy of the branch choices a path faced (sample)
     calls : dict module -> (inputs ``[n, k]``, outputs ``[n, m]``) of the calls that executed
         on each item's own path (concrete semantics with ``log_calls=True``)
+    choices : (sample semantics) ``(logq [G, B], counts)``: per guard that some path straddled,
+        each path's log-probability of its choice there (0 where the path's box did not straddle
+        the guard or the path did not reach it; ``logp`` is their sum over guards), and ``counts[var]``, a
+        LongTensor ``[G]``: how many records of ``var`` were made before the guard (the records a
+        choice can influence are the later ones, which a reward-to-go estimator uses)
     """
 
     records: dict
     logp: torch.Tensor | None = None
     entropy: torch.Tensor | None = None
     calls: dict | None = None
+    choices: tuple | None = None
 
 
 @dataclass
 class _Branch:
-    then_value: object
+    then_value: object  # the guard variable met with its side of the guard (None: not needed)
     else_value: object
     take_then: torch.Tensor  # bool [B]: some part of the item goes down "then"
     take_else: torch.Tensor
+    both: torch.Tensor | None = None  # join: take_then & take_else (computed on first use)
+    all_both: bool = False
 
 
 @dataclass
 class _Ctx:
     records: dict = field(default_factory=dict)
-    logp: torch.Tensor | None = None
-    entropy: torch.Tensor | None = None
     mask: torch.Tensor | None = None  # concrete: which items are on the current path
+    active: torch.Tensor | None = None  # symbolic: which items are on the current branch (None: all)
     calls: dict | None = None
+    scalar: Callable[[float], torch.Tensor] | None = None  # number -> cached 0-dim tensor of the batch's dtype
 
 
+# --------------------------------------------------------------------------- liveness
+@dataclass(frozen=True)
+class _IfInfo:
+    live_after: frozenset  # variables read after the if-then-else before being written
+    guard_then: bool  # the "then" body needs the guard variable met with "var <= t"
+    guard_else: bool
+
+
+def _live_in(stmts, live_out: set, info: dict) -> set:
+    """Variables live before ``stmts`` given those live after; fills ``info`` for every If."""
+    live = set(live_out)
+    for s in reversed(stmts):
+        if isinstance(s, Assign):
+            live = (live - set(s.targets)) | s.reads()
+        elif isinstance(s, Record):
+            live = live | set(s.vars)
+        elif isinstance(s, If):
+            then_in = _live_in(s.then, live, info)
+            else_in = _live_in(s.orelse, live, info)
+            info[id(s)] = _IfInfo(frozenset(live), s.var in then_in, s.var in else_in)
+            live = then_in | else_in | {s.var}
+        elif isinstance(s, Loop):
+            if s.n == 0:
+                continue
+            after = set(live)
+            body_out = set(live)
+            while True:  # the body's live-out is the loop's live-out plus its own live-in (next iteration)
+                body_in = _live_in(s.body, body_out, info)
+                new = after | body_in
+                if new == body_out:
+                    break
+                body_out = new
+            live = body_in
+    return live
+
+
+_LIVENESS: dict = {}
+
+
+def liveness(program: Program) -> dict:
+    """``id(If) -> _IfInfo`` for every if-then-else of ``program`` (cached per program).
+
+    Lets the interpreters skip work whose result is never read: the guard variable met with
+    a side of the guard when that branch overwrites it first (e.g. the thermostat's ``isOn``),
+    and the merge of variables that are dead after the if-then-else (e.g. ``h``, or argmax's
+    score differences).
+    """
+    got = _LIVENESS.get(id(program))
+    if got is None or got[0] is not program:
+        info: dict = {}
+        _live_in(program.body, set(), info)
+        got = _LIVENESS[id(program)] = (program, info)
+    return got[1]
+
+
+# --------------------------------------------------------------------------- semantics
 class _Concrete:
     symbolic = False
 
-    def branch(self, v: torch.Tensor, t: float, ctx: _Ctx) -> _Branch:
+    def branch(self, v: torch.Tensor, t: float, ctx: _Ctx, need_then: bool, need_else: bool) -> _Branch:
         cond = v <= t
         return _Branch(v, v, cond, ~cond)
 
@@ -82,47 +157,109 @@ class _Concrete:
 class _Join:
     symbolic = True
 
-    def branch(self, v: Box, t: float, ctx: _Ctx) -> _Branch:
-        then_v, then_ok = v.meet_le(t)
-        else_v, else_ok = v.meet_gt(t)
+    def __init__(self):
+        self._lo_rows: dict = {}
+
+    def branch(self, v: Box, t: float, ctx: _Ctx, need_then: bool, need_else: bool) -> _Branch:
+        lo, hi = v.t.unbind(0)
+        then_ok, else_ok = lo <= t, hi > t
+        then_v = Box._from_t(v.t.clamp(max=t)) if need_then else None
+        else_v = Box._from_t(v.t.clamp(min=t)) if need_else else None
         return _Branch(then_v, else_v, then_ok, else_ok)
 
     def merge(self, br: _Branch, a: Box, b: Box) -> Box:
-        both = br.take_then & br.take_else
-        return Box._from_t(torch.where(both, a.hull(b).t, torch.where(br.take_then, a.t, b.t)))
+        # hull where both branches are feasible, else the feasible branch's value
+        key = (a.t.dim(), a.t.device)
+        rows = self._lo_rows.get(key)
+        if rows is None:
+            rows = self._lo_rows[key] = torch.tensor([True, False], device=a.t.device).view(2, *[1] * (a.t.dim() - 1))
+        hull = torch.where(rows, torch.minimum(a.t, b.t), torch.maximum(a.t, b.t))
+        if br.both is None:
+            br.both = br.take_then & br.take_else
+            br.all_both = bool(br.both.all())
+        if br.all_both:
+            return Box._from_t(hull)
+        return Box._from_t(torch.where(br.both, hull, torch.where(br.take_then, a.t, b.t)))
 
 
 class _Sample:
+    """Sampled symbolic paths. At a guard, each path draws a point uniformly from its box of the
+    guard variable and follows the side the point falls on: "then" with probability
+    ``p = (t - l) / (r - l)`` on a straddling box (and surely the feasible side otherwise).
+    The log-probabilities of the choices are computed after the run, for all guards at once
+    (:meth:`finish`), from the recorded boxes and choices: one vectorised expression instead
+    of a dozen small operations per guard. A choice counts for a path only where the path
+    actually reached the guard (``ctx.active``: inside a branch that the path did not take,
+    its draws are discarded, so they do not add variance to the estimate).
+    """
+
     symbolic = True
 
     def __init__(self, generator: torch.Generator | None, uniform: Callable[[int], torch.Tensor] | None):
         self.generator = generator
         self.uniform = uniform
+        self.guards: list = []  # (bounds [2, B] with their graph, threshold, take_then [B], active [B] or None)
+        self.counts: list = []  # per guard: {var: records made so far}
 
-    def branch(self, v: Box, t: float, ctx: _Ctx) -> _Branch:
-        lo, hi = v.t[0], v.t[1]
-        then_ok = lo <= t
-        straddle = then_ok & (hi > t)
-        then_v = Box._from_t(v.t.clamp(max=t))
-        else_v = Box._from_t(v.t.clamp(min=t))
-        if not bool(straddle.any()):  # every path is on one side: nothing to sample
-            return _Branch(then_v, else_v, then_ok, ~then_ok)
-        p = ((t - lo) / (hi - lo).clamp_min(1e-30)).clamp(0.0, 1.0)
+    def branch(self, v: Box, t: float, ctx: _Ctx, need_then: bool, need_else: bool) -> _Branch:
+        lo, hi = v.t.detach().unbind(0)
         if self.uniform is not None:
             u = self.uniform(lo.shape[0]).to(lo)
         else:
             u = torch.rand(lo.shape, generator=self.generator, dtype=lo.dtype, device=lo.device)
-        take_then = torch.where(straddle, u < p, then_ok)
-        q = torch.where(take_then, p, 1.0 - p).clamp_min(1e-12)
-        ctx.logp = ctx.logp + torch.where(straddle, q.log(), 0.0)
-        if ctx.entropy is not None:
-            pc = p.clamp(1e-12, 1 - 1e-12)
-            ent = -(pc * pc.log() + (1 - pc) * (1 - pc).log())
-            ctx.entropy = ctx.entropy + torch.where(straddle, ent, 0.0)
+        # the drawn point lerp(lo, hi, u) <= t with probability p on a straddling box; a point box
+        # [t, t] and every box on one side go to their (only) feasible side
+        take_then = torch.lerp(lo, hi, u) <= ctx.scalar(t)
+        self.guards.append((v.t, t, take_then, ctx.active))
+        self.counts.append({k: len(r) for k, r in ctx.records.items()})
+        then_v = Box._from_t(v.t.clamp(max=t)) if need_then else None
+        else_v = Box._from_t(v.t.clamp(min=t)) if need_else else None
         return _Branch(then_v, else_v, take_then, ~take_then)
 
     def merge(self, br: _Branch, a: Box, b: Box) -> Box:
         return Box._from_t(torch.where(br.take_then, a.t, b.t))
+
+    def finish(self, n: int, dtype: torch.dtype, device, entropy: bool, recorded) -> tuple:
+        """(log-probability of every path ``[n]``, summed entropy of its choices ``[n]`` or None,
+        the choices ``(logq [G, n], counts)`` at the G guards where some path that reached the guard
+        straddled it; see :class:`Trace`)."""
+        zeros = torch.zeros(n, dtype=dtype, device=device)
+        t_all = torch.tensor([g[1] for g in self.guards], dtype=dtype, device=device).unsqueeze(1)  # [G, 1]
+        keep: list = []
+        if self.guards:
+            # which guards did some (active) path straddle? one vectorised test and one sync; the others
+            # contribute nothing, and leaving their boxes out keeps the backward pass off their graphs
+            b0 = torch.stack([g[0].detach() for g in self.guards])  # [G, 2, n]
+            straddle = (b0[:, 0] <= t_all) & (b0[:, 1] > t_all)
+            if any(g[3] is not None for g in self.guards):
+                ones = torch.ones(n, dtype=torch.bool, device=device)
+                straddle = straddle & torch.stack([ones if g[3] is None else g[3] for g in self.guards])
+            keep = torch.nonzero(straddle.any(1)).flatten().tolist()
+        if not keep:
+            empty = torch.zeros(0, n, dtype=dtype, device=device)
+            counts = {v: torch.zeros(0, dtype=torch.long, device=device) for v in recorded}
+            return zeros, (zeros if entropy else None), (empty, counts)
+        guards = [self.guards[i] for i in keep]
+        bounds = torch.stack([g[0] for g in guards])  # [G, 2, n]
+        t = t_all[keep]
+        take = torch.stack([g[2] for g in guards])  # [G, n]
+        straddle = straddle[keep]
+        lo, hi = bounds.unbind(1)
+        d = t - lo
+        # p only matters (and only gets gradient) on straddling boxes; elsewhere divide by 1, not by a
+        # zero width: a masked-out x / 0 still makes 0 * inf = NaN in the backward pass
+        w = torch.where(straddle, (hi - lo).clamp_min(1e-12), 1.0)
+        p = (d / w).clamp(0.0, 1.0)
+        q = torch.where(take, p, 1.0 - p).clamp_min(1e-12)
+        logq = torch.where(straddle, q.log(), 0.0)
+        ent = None
+        if entropy:
+            pc = p.clamp(1e-12, 1 - 1e-12)
+            h = -(pc * pc.log() + (1 - pc) * (1 - pc).log())
+            ent = torch.where(straddle, h, 0.0).sum(0)
+        counts = {v: torch.tensor([self.counts[i].get(v, 0) for i in keep], dtype=torch.long, device=device)
+                  for v in recorded}
+        return logq.sum(0), ent, (logq, counts)
 
 
 def _square(v):
@@ -163,6 +300,7 @@ class _Evaluator:
                 self.nets[name] = IntervalMLP(m)
         else:
             self.nets = {name: modules[name] for name in program.modules}
+        self.live = liveness(program) if symbolic else None
 
     def _scalar(self, c: float) -> torch.Tensor:
         t = self._scalars.get(c)
@@ -213,14 +351,10 @@ class _Evaluator:
     def call(self, c: Call, n_out: int, env, ctx: _Ctx) -> list:
         net = self.nets[c.module]
         if self.symbolic:
-            x = torch.stack([env[n].t for n in c.inputs], -1)  # [2, B, k]
-            out = net(x.transpose(0, 1).reshape(x.shape[1], -1))  # [B, 2k] (lo | hi) -> [B, 2m]
-            if out.shape[-1] != 2 * n_out:
-                raise ValueError(
-                    f"module {c.module!r} returned {out.shape[-1] // 2} outputs; the program assigns {n_out}"
-                )
-            out = out.view(out.shape[0], 2, n_out).transpose(0, 1)  # [2, B, m]
-            return [Box._from_t(t) for t in out.unbind(-1)]
+            outs = net.call_boxes([env[n].t for n in c.inputs])
+            if len(outs) != n_out:
+                raise ValueError(f"module {c.module!r} returned {len(outs)} outputs; the program assigns {n_out}")
+            return [Box._from_t(t) for t in outs]
         x = torch.stack([env[n] for n in c.inputs], -1)
         y = net(x)
         if y.dim() == 1:
@@ -255,30 +389,51 @@ class _Evaluator:
                 raise TypeError(f"unknown statement {type(s).__name__}")
 
     def branch(self, s: If, env: dict, ctx: _Ctx) -> None:
-        br = self.sem.branch(env[s.var], s.threshold, ctx)
-        run_then = bool(br.take_then.any())
-        run_else = bool(br.take_else.any())
-        mask = ctx.mask
-        if run_then and not run_else:
-            env[s.var] = br.then_value
-            self.block(s.then, env, ctx)
+        if self.symbolic:
+            info = self.live[id(s)]
+            br = self.sem.branch(env[s.var], s.threshold, ctx, info.guard_then, info.guard_else)
+            outer = ctx.active
+            on_then = br.take_then if outer is None else br.take_then & outer
+            on_else = br.take_else if outer is None else br.take_else & outer
+        else:
+            info = None
+            br = self.sem.branch(env[s.var], s.threshold, ctx, True, True)
+            on_then, on_else = br.take_then, br.take_else
+        run_then = bool(on_then.any())
+        run_else = bool(on_else.any())
+        if run_then != run_else:  # every item (on this path) takes the same side
+            value = br.then_value if run_then else br.else_value
+            if value is not None:
+                env[s.var] = value
+            self.block(s.then if run_then else s.orelse, env, ctx)
             return
-        if run_else and not run_then:
-            env[s.var] = br.else_value
-            self.block(s.orelse, env, ctx)
+        if not run_then:  # no item reaches this guard (inside a branch no item took)
             return
         then_env = dict(env)
-        then_env[s.var] = br.then_value
         else_env = dict(env)
-        else_env[s.var] = br.else_value
-        if mask is not None:
-            ctx.mask = mask & br.take_then
-        self.block(s.then, then_env, ctx)
-        if mask is not None:
-            ctx.mask = mask & br.take_else
-        self.block(s.orelse, else_env, ctx)
-        ctx.mask = mask
-        for name in s.writes:
+        if br.then_value is not None:
+            then_env[s.var] = br.then_value
+        if br.else_value is not None:
+            else_env[s.var] = br.else_value
+        if self.symbolic:
+            outer = ctx.active
+            ctx.active = on_then  # the paths on each side (nested guards count only for them)
+            self.block(s.then, then_env, ctx)
+            ctx.active = on_else
+            self.block(s.orelse, else_env, ctx)
+            ctx.active = outer
+            names = [n for n in s.writes if n in info.live_after]
+        else:
+            mask = ctx.mask
+            if mask is not None:
+                ctx.mask = mask & br.take_then
+            self.block(s.then, then_env, ctx)
+            if mask is not None:
+                ctx.mask = mask & br.take_else
+            self.block(s.orelse, else_env, ctx)
+            ctx.mask = mask
+            names = s.writes
+        for name in names:
             a, b = then_env.get(name), else_env.get(name)
             env[name] = a if b is None else b if a is None else self.sem.merge(br, a, b)
 
@@ -361,15 +516,14 @@ def run_program(
             env[name] = Box._from_t(torch.full((2, n), c, dtype=ref.dtype, device=ref.device))
         else:
             env[name] = torch.full((n,), c, dtype=ref.dtype, device=ref.device)
-    ctx = _Ctx()
-    if semantics == "sample":
-        ctx.logp = torch.zeros(n, dtype=ref.dtype, device=ref.device)
-        if entropy:
-            ctx.entropy = torch.zeros(n, dtype=ref.dtype, device=ref.device)
+    ctx = _Ctx(scalar=ev._scalar)
     if log_calls and not symbolic:
         ctx.calls = {}
         ctx.mask = torch.ones(n, dtype=torch.bool, device=ref.device)
     ev.block(program.body, env, ctx)
+    logp = ent = choices = None
+    if semantics == "sample":
+        logp, ent, choices = sem.finish(n, ref.dtype, ref.device, entropy, program.recorded)
 
     records = {}
     for name, vals in ctx.records.items():
@@ -381,4 +535,4 @@ def run_program(
             xs = torch.cat([x[m] for x, _, m in items])
             ys = torch.cat([y[m] for _, y, m in items])
             calls[name] = (xs, ys)
-    return Trace(records=records, logp=ctx.logp, entropy=ctx.entropy, calls=calls)
+    return Trace(records=records, logp=logp, entropy=ent, calls=calls, choices=choices)

@@ -99,13 +99,14 @@ def plot_table(df, path: str | Path) -> Path:
     df = df.assign(train_size=df["train_size"].astype(str))  # categorical x axis, in the table's order
     benches = list(dict.fromkeys(df["benchmark"]))
     fig, axes = plt.subplots(2, len(benches), figsize=(4.2 * len(benches), 6.6), squeeze=False)
+    dodge = 0.3 if df["mode"].nunique() > 1 else False  # seaborn divides by (modes - 1)
     for j, b in enumerate(benches):
         sub = df[df["benchmark"] == b]
         for i, (metric, label) in enumerate((("provably_safe", "provably safe share"),
                                              ("test_data_loss", "test data loss (MSE)"))):
             ax = axes[i][j]
             sns.pointplot(data=sub, x="train_size", y=metric, hue="mode", estimator=np.median,
-                          errorbar=("pi", 100), dodge=0.3, ax=ax, markersize=4, linewidth=1.2, capsize=0.1)
+                          errorbar=("pi", 100), dodge=dodge, ax=ax, markersize=4, linewidth=1.2, capsize=0.1)
             ax.set_title(b if i == 0 else "")
             ax.set_xlabel("training trajectories")
             ax.set_ylabel(label)

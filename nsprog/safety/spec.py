@@ -153,6 +153,29 @@ class Spec:
             ok = inside if ok is None else ok & inside
         return ok
 
+    def tightened(self, margin: float) -> "Spec":
+        """The spec with every finite bound moved ``margin`` into the safe interval (a training target
+        with a safety margin; the verifier keeps the original spec). Bounds that cannot bind are left
+        alone: a lower bound <= 0 on an absolute value, and infinite bounds."""
+        if margin < 0:
+            raise SpecError(f"the safety margin must be >= 0; got {margin}")
+        if margin == 0:
+            return self
+        cons = []
+        for c, (lo, hi) in zip(self.constraints, self._bounds):
+            keep_lo = ~torch.isfinite(lo) | ((lo <= 0) if c.absolute else torch.zeros_like(lo, dtype=torch.bool))
+            new_lo = torch.where(keep_lo, lo, lo + margin)
+            new_hi = torch.where(torch.isfinite(hi), hi - margin, hi)
+            bad = new_lo > new_hi
+            if bool(bad.any()):
+                i = int(torch.nonzero(bad)[0])
+                raise SpecError(
+                    f"a safety margin of {margin:g} empties the safe interval of {c.label} at step {i} "
+                    f"([{float(lo[i]):g}, {float(hi[i]):g}])"
+                )
+            cons.append(Constraint(c.var, tuple(new_lo.tolist()), tuple(new_hi.tolist()), c.absolute, c.name))
+        return Spec(self.program, cons)
+
     def bounds(self, var: str) -> list[tuple[torch.Tensor, torch.Tensor, Constraint]]:
         """The per-step bounds of every constraint over ``var`` (for plots)."""
         return [(a, b, c) for c, (a, b) in zip(self.constraints, self._bounds) if c.var == var]

@@ -4,7 +4,8 @@ Each cell is one :func:`~nsprog.safety.run.run_safety` run in
 ``OUT/runs/<benchmark>/<mode>/n<size>/seed<seed>/``; a cell whose ``metrics.json`` exists is
 skipped, so an interrupted table continues where it stopped. The summary step reads every
 ``metrics.json`` and writes ``results.csv`` (one row per run), ``table.md`` (median and
-min-max spread over seeds, plus the issue's targets) and ``table.png``.
+min-max spread over seeds, plus the issue's targets), ``validation.md`` (validation scores only:
+what settings are chosen by) and ``table.png``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nsprog.config import apply_overrides, dump_config, from_dict, to_dict
 from nsprog.safety.config import SafetyRunConfig, SafetyTableConfig
 from nsprog.utils import atomic_write, set_threads
 
-__all__ = ["run_table", "cell_dir", "summarise"]
+__all__ = ["run_table", "cell_dir", "summarise", "validation_summary"]
 
 log = logging.getLogger("nsprog.safety")
 
@@ -154,5 +155,33 @@ def summarise(out: str | Path, command: str | None = None) -> Path:
                   "| benchmark | n | DSE safe | DiffAI+ safe | DSE >= 0.9 | DSE >= DiffAI+ | DSE loss / only_data | within 2x |",
                   "|---|---:|---:|---:|---|---|---:|---|", *targets, ""]
     atomic_write(out / "table.md", lambda p: p.write_text("\n".join(lines), encoding="utf-8"))
+    atomic_write(out / "validation.md", lambda p: p.write_text(validation_summary(df, command), encoding="utf-8"))
     plot_table(df, out / "table.png")
     return out / "table.md"
+
+
+def validation_summary(df, command: str | None = None) -> str:
+    """Markdown of the *validation* scores only (the selected checkpoint's validation provably-safe
+    share and validation data loss, as a ratio to the same seed's ``only_data`` run): what settings
+    are chosen by, without looking at the test verifier or the test trajectories."""
+    order = {"only_data": 0, "diffai": 1, "dse": 2}
+    lines = ["# nsprog safety: validation scores", ""]
+    if command:
+        lines += ["Made by:", "", "```", command, "```", ""]
+    lines += ["Median over seeds [min, max] of the selected checkpoint's validation provably-safe share "
+              "(validation verifier) and of its validation data loss divided by the same seed's only_data "
+              "validation data loss (`val ratio`). No test numbers.", "",
+              "| benchmark | n | mode | seeds | val safe | val ratio |", "|---|---:|---|---:|---|---|"]
+    for bench in dict.fromkeys(df["benchmark"]):
+        sub = df[df["benchmark"] == bench]
+        for size in sorted(set(sub["train_size"])):
+            g0 = sub[sub["train_size"] == size]
+            ref = g0[g0["mode"] == "only_data"].set_index("seed")["val_data_loss"]
+            for mode in sorted(set(g0["mode"]), key=lambda m: order.get(m, 9)):
+                g = g0[g0["mode"] == mode]
+                ratio = (g.set_index("seed")["val_data_loss"] / ref).dropna()
+                rtxt = "-" if ratio.empty else f"{_fmt(ratio.median(), 2)} [{_fmt(ratio.min(), 2)}, {_fmt(ratio.max(), 2)}]"
+                vs = g["val_provably_safe"]
+                lines.append(f"| {bench} | {size} | {mode} | {len(g)} | {_fmt(vs.median())} [{_fmt(vs.min())}, "
+                             f"{_fmt(vs.max())}] | {rtxt} |")
+    return "\n".join(lines) + "\n"

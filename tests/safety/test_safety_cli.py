@@ -79,6 +79,9 @@ def test_table_is_resumable(tmp_path, capsys):
     assert (out / "results.csv").read_text().count("\n") == 5 and (out / "table.png").is_file()
     text = (out / "table.md").read_text()
     assert "## thermostat" in text and "Issue #11 targets" in text
+    val = (out / "validation.md").read_text()
+    assert "| thermostat | 5 | dse | 2 |" in val and "| thermostat | 5 | only_data | 2 |" in val
+    assert "1.00 [1.00, 1.00]" in val  # only_data's validation loss over itself
     metrics = out / "runs/thermostat/dse/n5/seed1/metrics.json"
     before = metrics.stat().st_mtime_ns
     metrics_other = out / "runs/thermostat/only_data/n5/seed0/metrics.json"
@@ -90,6 +93,20 @@ def test_table_is_resumable(tmp_path, capsys):
     path.write_text(yaml.safe_dump(cfg))
     assert main(["safety", "table", str(path)]) == 1
     assert "modes[0]: expected one of" in capsys.readouterr().err
+
+
+def test_table_with_one_mode_writes_its_plot(tmp_path):
+    """A table of a single mode (e.g. only the data-only baseline) still plots (no dodge between modes)."""
+    cfg = {
+        "out": str(tmp_path / "table"), "benchmarks": ["thermostat"], "modes": ["only_data"], "train_sizes": [3, 5],
+        "seeds": [0],
+        "train": {"steps": 2, "eval_every": 2, "val_trajectories": 10, "val_verifier_components": 4},
+        "verify": {"components": 20, "test_trajectories": 50, "empirical_samples": 50},
+    }
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["safety", "table", str(path), "--quiet"]) == 0
+    assert (tmp_path / "table" / "table.png").stat().st_size > 1000
 
 
 def test_list_prints_programs(capsys):

@@ -43,3 +43,22 @@ def test_spec_errors_name_the_item():
         Spec(p, [Constraint("x", 2.0, 1.0)])
     with pytest.raises(SpecError, match="NaN"):
         Spec(p, [Constraint("x", math.nan, 1.0)])
+
+
+def test_tightened_spec_moves_finite_bounds_inward():
+    p = Program("m", ("x",), (assign("d", V("x") * 1.0), record("x", "d")))
+    spec = Spec(p, [Constraint("x", 0.0, 1.0), Constraint("d", 0.0, float("inf"), absolute=True),
+                    Constraint("d", (2.0,), float("inf"), absolute=True, name="far")])
+    t = spec.tightened(0.1)
+    assert t.tightened(0.0) is t and spec.tightened(0.0) is spec
+    (a0, b0), (a1, b1), (a2, b2) = [(t._bounds[i][0].tolist(), t._bounds[i][1].tolist()) for i in range(3)]
+    assert a0 == pytest.approx([0.1]) and b0 == pytest.approx([0.9])
+    assert a1 == [0.0] and b1 == [float("inf")]  # |d| >= 0 cannot bind: left alone
+    assert a2 == pytest.approx([2.1]) and b2 == [float("inf")]
+    box = Box(torch.tensor([[0.05]]), torch.tensor([[0.5]]))
+    rec = {"x": box, "d": Box(torch.tensor([[3.0]]), torch.tensor([[3.0]]))}
+    assert float(spec.join_penalty(rec)) == 0.0 and float(t.join_penalty(rec)) > 0.0  # inside, but not by 0.1
+    with pytest.raises(SpecError, match="empties the safe interval of x"):
+        spec.tightened(0.6)
+    with pytest.raises(SpecError, match="margin must be >= 0"):
+        spec.tightened(-1.0)
