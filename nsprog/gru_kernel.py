@@ -22,6 +22,8 @@ both CPU paths.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -41,8 +43,12 @@ def gru(x: torch.Tensor, h0: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torc
     if h0 is None:
         h0 = x.new_zeros(x.shape[0], H)
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        out, hn = torch._VF.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, torch.is_grad_enabled(), False,
-                                True)
+        with warnings.catch_warnings():
+            # cuDNN copies the separate weight tensors into one buffer on every call and warns each
+            # time; for these few-kilobyte weights the copy is negligible.
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            out, hn = torch._VF.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, torch.is_grad_enabled(),
+                                    False, True)
         return out, hn[0]
     if x.dtype == torch.float32 and native.load() is not None:
         return _NativeGRUFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
