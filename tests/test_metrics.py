@@ -40,3 +40,15 @@ def test_cluster_metrics_reports_all_four_and_checks_lengths():
     assert m["purity"] == 1.0 and m["n_clusters"] == 2
     with pytest.raises(ValueError, match="labels has 3 entries but clusters has 2"):
         cluster_metrics([0, 1, 2], [0, 1])
+
+
+def test_linear_readout_is_scale_free_and_chance_without_information():
+    from nsprog.commands.fit import linear_readout
+
+    rng = np.random.default_rng(0)
+    factor = rng.integers(0, 2, 600)
+    z = np.c_[factor + 0.1 * rng.standard_normal(600), rng.standard_normal(600)]
+    # the same latent at a scale of 0.001 is read out just as well (no underfitting from regularisation)
+    assert linear_readout(z, factor) > 0.99
+    assert linear_readout(1e-3 * z, factor) > 0.99
+    assert abs(linear_readout(rng.standard_normal((600, 2)), factor) - 0.5) < 0.08

@@ -117,6 +117,19 @@ def _agreement(bits: np.ndarray, factor: np.ndarray) -> float:
     return max(same, 1.0 - same)
 
 
+def linear_readout(z: np.ndarray, factor: np.ndarray) -> float:
+    """How much of a factor a linear classifier finds in a latent: 5-fold cross-validated
+    accuracy (0.5 = nothing, for a balanced binary factor). The latent is standardised first:
+    neural latents can live on a scale of 0.01, where an L2-regularised read-out underfits."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return float(cross_val_score(clf, z, factor, cv=5).mean())
+
+
 def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_clusters: int | None = None) -> dict:
     """Cluster metrics on ``test`` (programs, or K-means of the neural latent for 0 programs),
     the oracle's on the same windows, and per-program agreement with each factor."""
@@ -140,14 +153,7 @@ def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_cl
         clusters = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(z)
         out["model"] = dict(cluster_metrics(labels, clusters), method=f"k-means ({k}) on the neural latent")
     if cfg.factors and z.shape[1]:
-        # how much of each factor a linear read-out finds in the neural latent (0.5 = none, for binary factors)
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import cross_val_score
-
-        out["neural_latent_readout"] = {
-            f: float(cross_val_score(LogisticRegression(max_iter=1000), z, test.label_column(f), cv=5).mean())
-            for f in cfg.factors
-        }
+        out["neural_latent_readout"] = {f: linear_readout(z, test.label_column(f)) for f in cfg.factors}
     if test.metadata.get("domain") == "synthetic" and cfg.labels in ("label", "labels"):
         out["oracle"] = dict(cluster_metrics(labels, oracle_clusters(test)),
                              program="1[final x > 10], 1[final y > 10]")
