@@ -50,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each mode per scenario; the fastest counts")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     splits = synthetic_dataset(seed=0)  # paper sizes: 10k / 2k / 2k
@@ -63,7 +64,7 @@ def main() -> None:
     total = time.perf_counter() - t0
     print(f"   total time to solve both searches: {total:.1f} s (target < 60 s)")
 
-    print("\n2. batched siblings vs one at a time (same searches, same data, identical scores)")
+    print(f"\n2. batched siblings vs one at a time (same searches, same data, identical scores; fastest of {args.repeats})")
     scenarios = [("synthetic", "c_x", 2, splits, {}), ("synthetic_displacement", "c_x", 3, splits, {})]
     bball = basketball_splits()
     if bball is not None:
@@ -73,8 +74,11 @@ def main() -> None:
         print("   (basketball scenario skipped: ../shared/data/sportvu is absent)")
     for dsl_name, label, depth, data, extra in scenarios:
         res = {}
-        for fused in (True, False):
-            res[fused] = run(dsl_name, label, fused, depth, args.device, data, **extra)
+        for _ in range(args.repeats):  # the faster of the repeats: first-call costs are in neither mode's rate
+            for fused in (True, False):
+                est = run(dsl_name, label, fused, depth, args.device, data, **extra)
+                if fused not in res or est.seconds_ < res[fused].seconds_:
+                    res[fused] = est
         b, s = res[True], res[False]
         same = "same program" if b.program_ == s.program_ else f"DIFFERENT programs ({s.program_.key()})"
         cps_b = b.n_candidates_ / b.seconds_

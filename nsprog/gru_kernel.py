@@ -23,6 +23,7 @@ both CPU paths.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -33,11 +34,14 @@ __all__ = ["gru"]
 
 
 def gru(x: torch.Tensor, h0: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
-        b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b_hh: torch.Tensor, blocks: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a GRU over ``x [B, T, F]`` from ``h0 [B, H]`` (zeros when None).
 
     Weights as in ``nn.GRU``: ``w_ih [3H, F]``, ``w_hh [3H, H]``, ``b_ih``, ``b_hh [3H]``.
-    Returns ``(outputs [B, T, H], final state [B, H])``.
+    ``blocks``: sizes of consecutive groups of hidden units when ``w_hh`` is block-diagonal
+    over them (independent GRUs stacked into one; entries outside the blocks must be zero).
+    The native kernel then reads only the blocks; the other paths compute the dense product,
+    which gives the same numbers. Returns ``(outputs [B, T, H], final state [B, H])``.
     """
     H = w_hh.shape[1]
     if h0 is None:
@@ -51,7 +55,10 @@ def gru(x: torch.Tensor, h0: torch.Tensor | None, w_ih: torch.Tensor, w_hh: torc
                                     False, True)
         return out, hn[0]
     if x.dtype == torch.float32 and native.load() is not None:
-        return _NativeGRUFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
+        blk = np.cumsum([0, *(blocks if blocks is not None else [H])]).astype(np.int32)
+        if blk[-1] != H:
+            raise ValueError(f"gru: blocks {list(blocks)} sum to {blk[-1]}, not the hidden size {H}")
+        return _NativeGRUFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh, blk)
     return _GRUFunction.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
 
 
@@ -158,7 +165,7 @@ class _NativeGRUFunction(torch.autograd.Function):
     as BLAS products over all steps at once."""
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, blk):
         lib = native.load()
         X, Wih, Whh, bih, bhh = (_np(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
         B, T, F = X.shape
@@ -172,15 +179,16 @@ class _NativeGRUFunction(torch.autograd.Function):
         hs = np.empty((T + 1, B, H), np.float32)
         hs[0] = _np(h0)
         r, z, n, ghn = (np.empty((T, B, H), np.float32) for _ in range(4))
-        lib.gru_forward(T, B, H, _ptr(gi), _ptr(whhT), _ptr(bhn), _ptr(hs), _ptr(r), _ptr(z), _ptr(n), _ptr(ghn))
+        lib.gru_forward(T, B, H, len(blk) - 1, _ptr(blk), _ptr(gi), _ptr(whhT), _ptr(bhn), _ptr(hs), _ptr(r), _ptr(z),
+                        _ptr(n), _ptr(ghn))
         ctx.save_for_backward(w_ih)
-        ctx.arrays = (Xt, Whh, hs, r, z, n, ghn)
+        ctx.arrays = (Xt, Whh, hs, r, z, n, ghn, blk)
         return torch.from_numpy(np.ascontiguousarray(hs[1:].transpose(1, 0, 2))), torch.from_numpy(hs[T].copy())
 
     @staticmethod
     def backward(ctx, d_out, d_hn):
         lib = native.load()
-        Xt, Whh, hs, r, z, n, ghn = ctx.arrays
+        Xt, Whh, hs, r, z, n, ghn, blk = ctx.arrays
         (w_ih,) = ctx.saved_tensors
         T, B, H = n.shape
         F = Xt.shape[2]
@@ -188,8 +196,8 @@ class _NativeGRUFunction(torch.autograd.Function):
         carry = _np(d_hn).copy()
         d_gi = np.empty((T, B, 3 * H), np.float32)
         d_ghn = np.empty((T, B, H), np.float32)
-        lib.gru_backward(T, B, H, _ptr(dO), _ptr(Whh), _ptr(hs), _ptr(r), _ptr(z), _ptr(n), _ptr(ghn), _ptr(carry),
-                         _ptr(d_gi), _ptr(d_ghn))
+        lib.gru_backward(T, B, H, len(blk) - 1, _ptr(blk), _ptr(dO), _ptr(Whh), _ptr(hs), _ptr(r), _ptr(z), _ptr(n),
+                         _ptr(ghn), _ptr(carry), _ptr(d_gi), _ptr(d_ghn))
         d_gh = d_gi.copy()
         d_gh[..., 2 * H :] = d_ghn
         flat_gi, flat_gh = d_gi.reshape(T * B, 3 * H), d_gh.reshape(T * B, 3 * H)
@@ -202,4 +210,5 @@ class _NativeGRUFunction(torch.autograd.Function):
             torch.from_numpy(flat_gh.T @ hs[:T].reshape(T * B, H)) if need[3] else None,
             torch.from_numpy(flat_gi.sum(0)) if need[4] else None,
             torch.from_numpy(flat_gh.sum(0)) if need[5] else None,
+            None,
         )

@@ -1,6 +1,8 @@
 """The GRU with a hand-written backward pass (NumPy loops, or C loops where a compiler is
 available) gives exactly what PyTorch's own GRU gives."""
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 
@@ -48,6 +50,37 @@ def test_gru_gradcheck_and_zero_initial_state(kernel):
     out_none, _ = gru(args[0], None, *args[2:])
     out_zero, _ = gru(args[0], torch.zeros(B, H, dtype=torch.float64), *args[2:])
     assert torch.equal(out_none, out_zero)
+
+
+def test_block_diagonal_gru_equals_separate_grus(kernel):
+    """Stacked GRUs (one call, block-diagonal recurrent weights) give each GRU's own outputs and
+    gradients; the native kernel reads only the blocks."""
+    torch.manual_seed(2)
+    B, T, F, sizes = 4, 7, 3, [2, 5, 3]
+    refs = [torch.nn.GRU(F, h, batch_first=True) for h in sizes]
+    x = torch.randn(B, T, F, requires_grad=True)
+    H = sum(sizes)
+    offs = [sum(sizes[:i]) for i in range(len(sizes))]
+    rows = [torch.cat([torch.arange(g * H + o, g * H + o + h) for g in range(3)]) for o, h in zip(offs, sizes)]
+    w_ih = torch.zeros(3 * H, F); w_hh = torch.zeros(3 * H, H); b_ih = torch.zeros(3 * H); b_hh = torch.zeros(3 * H)
+    with torch.no_grad():
+        for r, o, h, m in zip(rows, offs, sizes, refs):
+            w_ih[r] = m.weight_ih_l0; b_ih[r] = m.bias_ih_l0; b_hh[r] = m.bias_hh_l0
+            blk = w_hh[r]; blk[:, o:o + h] = m.weight_hh_l0; w_hh[r] = blk
+    stacked = [w_ih.requires_grad_(), w_hh.requires_grad_(), b_ih.requires_grad_(), b_hh.requires_grad_()]
+    out, hn = gru(x, None, *stacked, blocks=sizes)
+    d_out = torch.randn_like(out)
+    g_x, g_hh = torch.autograd.grad((out * d_out).sum(), [x, stacked[1]])
+    g_x_ref = torch.zeros_like(x)
+    for r, o, h, m in zip(rows, offs, sizes, refs):
+        o_ref, h_ref = m(x)
+        assert torch.allclose(out[..., o:o + h], o_ref, atol=2e-5) and torch.allclose(hn[:, o:o + h], h_ref[0], atol=2e-5)
+        gx, gw = torch.autograd.grad((o_ref * d_out[..., o:o + h]).sum(), [x, m.weight_hh_l0])
+        g_x_ref += gx
+        assert torch.allclose(g_hh[r][:, o:o + h], gw, atol=2e-5)
+    assert torch.allclose(g_x, g_x_ref, atol=2e-5)
+    with pytest.raises(ValueError, match="sum to") if kernel == "native" else nullcontext():
+        gru(x, None, *stacked, blocks=[2, 5])
 
 
 def test_native_kernel_builds_into_the_cache_or_reports_why(tmp_path, monkeypatch):

@@ -170,9 +170,10 @@ class _GRUBank(_Bank):
 
     Every slot owns ``h`` hidden units; input weights are dense (all slots read the same
     features) and the recurrent weights are masked to the slots' diagonal blocks, so the
-    result equals running the GRUs separately. CPU GRU cost is dominated by per-time-step
-    op overhead rather than arithmetic, so one call with H hidden units costs far less than
-    H/h calls. ``output(x)`` is ``(outputs [B, T, H], final state [B, H])``.
+    result equals running the GRUs separately. One call replaces one call per GRU (per-call
+    overhead dominates these tiny models), and the native kernel reads only the diagonal
+    blocks, so the recurrent arithmetic stays that of the separate GRUs (k h^2, not
+    (k h)^2). ``output(x)`` is ``(outputs [B, T, H], final state [B, H])``.
     """
 
     names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -203,7 +204,7 @@ class _GRUBank(_Bank):
         return slice(o, o + self.sizes[slot])
 
     def compute(self, x):
-        return gru(x, None, self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh)
+        return gru(x, None, self.weight_ih, self.weight_hh * self.mask, self.bias_ih, self.bias_hh, self.sizes)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError("slot sizes differ; use slot_shapes(slot)")

@@ -73,8 +73,8 @@ def load():
                 raise FileNotFoundError("no C compiler (cc, gcc or clang) on PATH")
             lib = ctypes.CDLL(str(_compile(cc)))
             p, i = ctypes.c_void_p, ctypes.c_int
-            lib.gru_forward.argtypes = [i, i, i] + [p] * 8
-            lib.gru_backward.argtypes = [i, i, i] + [p] * 10
+            lib.gru_forward.argtypes = [i, i, i, i] + [p] * 9
+            lib.gru_backward.argtypes = [i, i, i, i] + [p] * 11
             lib.gru_forward.restype = lib.gru_backward.restype = None
             _state["why"] = f"built with {cc}"
         except (OSError, subprocess.SubprocessError) as exc:
