@@ -21,6 +21,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The diagonal blocks of W_hh packed contiguously, block after block, as [k][gate * hq + i]
+ * = W_hh[gate * H + lo + i][lo + k]; w is W_hh with element (row, col) at w[col * sk + row * sr]
+ * (W_hh^T: sk = 3H, sr = 1; W_hh: sk = 1, sr = H). */
+static float *pack_blocks(int H, int nb, const int *restrict blk, const float *restrict w, size_t sk, size_t sr) {
+    float *packed = (float *)malloc(sizeof(float) * 3 * (size_t)H * H), *p = packed;
+    for (int q = 0; q < nb; ++q) {
+        const int lo = blk[q], hi = blk[q + 1];
+        for (int k = lo; k < hi; ++k)
+            for (int gate = 0; gate < 3; ++gate)
+                for (int i = lo; i < hi; ++i) *p++ = w[(size_t)k * sk + (size_t)(gate * H + i) * sr];
+    }
+    return packed;
+}
+
 void gru_forward(int T, int B, int H, int nb, const int *restrict blk, const float *restrict gi,
                  const float *restrict whhT, const float *restrict bhn, float *restrict hs, float *restrict r,
                  float *restrict z, float *restrict n, float *restrict ghn) {
@@ -29,15 +43,8 @@ void gru_forward(int T, int B, int H, int nb, const int *restrict blk, const flo
     /* blocks: each block's recurrent weights packed contiguously, [k][gate * hq + i] */
     float *packed = NULL, *ghq = NULL;
     if (nb > 1) {
-        packed = (float *)malloc(sizeof(float) * G * H);
+        packed = pack_blocks(H, nb, blk, whhT, G, 1);
         ghq = (float *)malloc(sizeof(float) * G);
-        float *p = packed;
-        for (int q = 0; q < nb; ++q) {
-            const int lo = blk[q], hi = blk[q + 1];
-            for (int k = lo; k < hi; ++k)
-                for (int gate = 0; gate < 3; ++gate)
-                    for (int i = lo; i < hi; ++i) *p++ = whhT[(size_t)k * G + gate * H + i];
-        }
     }
     for (int t = 0; t < T; ++t) {
         for (int b = 0; b < B; ++b) {
@@ -93,15 +100,8 @@ void gru_backward(int T, int B, int H, int nb, const int *restrict blk, const fl
     /* blocks: each block's recurrent weights packed contiguously and transposed, [j][gate * hq + i] */
     float *packed = NULL, *vq = NULL;
     if (nb > 1) {
-        packed = (float *)malloc(sizeof(float) * G * H);
+        packed = pack_blocks(H, nb, blk, whh, 1, H);
         vq = (float *)malloc(sizeof(float) * G);
-        float *p = packed;
-        for (int q = 0; q < nb; ++q) {
-            const int lo = blk[q], hi = blk[q + 1];
-            for (int j = lo; j < hi; ++j)
-                for (int gate = 0; gate < 3; ++gate)
-                    for (int i = lo; i < hi; ++i) *p++ = whh[(size_t)(gate * H + i) * H + j];
-        }
     }
     for (int t = T - 1; t >= 0; --t) {
         for (int b = 0; b < B; ++b) {
