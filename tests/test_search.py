@@ -104,14 +104,33 @@ def test_search_recovers_a_known_program(features, strategy):
     assert (est.predict(xte) == label(xte)).mean() > 0.97
 
 
-def test_deeper_known_program_is_recovered(features):
+@pytest.mark.parametrize("strategy", ["astar", "greedy", "ids_bb"])
+def test_forced_moves_are_not_trained(features, strategy):
+    """At depth 2 the root's only child is MapAverage(??): every strategy must enter it, so
+    only its 4 complete children are trained."""
+    d, xtr, xva, _ = features
+    settings = SearchSettings(strategy=strategy, neural_epochs=1, symbolic_epochs=2)
+    est = ProgramSearch(DSL_, settings, seed=0).fit(xtr, d["train"].factors["c_x"], xva, d["val"].factors["c_x"])
+    trained = sorted(h["program"] for h in est.history_)
+    assert trained == sorted(f"MapAverage({lib}Affine)" for lib in ("AvgAccel", "AvgSpeed", "FinalX", "FinalY"))
+    assert est.n_candidates_ == 4
+
+
+@pytest.mark.parametrize("min_batch", [1, 8])
+def test_deeper_known_program_is_recovered(features, monkeypatch, min_batch):
     d, xtr, xva, xte = features
+    sizes = []
+    evaluate = CandidateEvaluator.evaluate
+    monkeypatch.setattr(CandidateEvaluator, "evaluate", lambda self, progs: sizes.append(len(progs)) or evaluate(self, progs))
     a = Affine(AA, library="FinalX", features=("final_x",), params={"weight": [[1.0]], "bias": [0.0]})
     b = Affine(AA, library="FinalY", features=("final_y",), params={"weight": [[1.0]], "bias": [0.0]})
     truth = MapAverage(LA, fn=Add(AA, a=a, b=b))
     label = lambda x: (evaluate_program(truth, DSL_, x)[:, 0] > 0).long().numpy()  # noqa: E731
-    settings = SearchSettings(strategy="astar", max_depth=3, neural_epochs=3, symbolic_epochs=6, lr=5e-3)
+    settings = SearchSettings(strategy="astar", max_depth=3, neural_epochs=3, symbolic_epochs=6, lr=5e-3,
+                              min_batch=min_batch)
     est = ProgramSearch(DSL_, settings, seed=0).fit(xtr, label(xtr), xva, label(xva))
+    if min_batch > 1:  # batched A*: after the root's 2 children, each batch has >= min_batch candidates
+        assert sizes[0] == 2 and all(n >= min_batch for n in sizes[1:]), sizes
     fn = est.program_.fn
     assert isinstance(est.program_, MapAverage) and isinstance(fn, Add)
     assert {fn.a.key(), fn.b.key()} == {"FinalXAffine", "FinalYAffine"}

@@ -33,6 +33,7 @@ class SearchSettings:
     penalty: float = 0.01
     frontier_size: int = 30
     max_expansions: int = 200
+    min_batch: int = 1  # A*: expand the next-best open nodes too until a batch has this many children
     mc_samples: int = 20
     neural_epochs: int = 10
     symbolic_epochs: int = 10
@@ -49,7 +50,8 @@ class SearchSettings:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}")
         for name in ("max_depth", "frontier_size", "neural_epochs", "symbolic_epochs", "batch_size", "patience",
-                     "max_units", "min_units", "workers", "mc_samples", "max_expansions"):
+                     "max_units", "min_units", "workers", "mc_samples", "max_expansions",
+                     "min_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if not self.lr > 0:
@@ -72,7 +74,8 @@ def run_strategy(
         found = list(greedy(graph, evaluator, start))
     elif s == "astar":
         found = []
-        for goal in astar(graph, evaluator, settings.frontier_size, settings.max_expansions, start):
+        for goal in astar(graph, evaluator, settings.frontier_size, settings.max_expansions, start,
+                          settings.min_batch):
             found.append(goal)
             break  # the first goal popped is the best under the heuristic
     elif s == "ids_bb":

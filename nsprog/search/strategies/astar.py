@@ -2,7 +2,16 @@
 
 Pops the open node with the lowest ``f = g + (1 - F1)``; a popped complete program is a
 goal and is yielded (lazily: the caller takes the first, or more). The open list is capped
-at ``frontier_size`` nodes (lowest ``f`` kept) and expansions at ``max_expansions``.
+at ``frontier_size`` nodes (lowest ``f`` kept) and expansions at ``max_expansions``. An
+expansion that leaves a single, incomplete open node (e.g. the root's only child) moves
+to it without training it: it would be popped next whatever its score.
+
+``min_batch > 1`` turns on batched expansion (a parallel A*): when the best open node has
+fewer than ``min_batch`` children, the next-best incomplete open nodes are expanded with
+it, until their children together reach ``min_batch``, and all of them are trained in one
+batch. Goals are still yielded only when they are the lowest ``f`` on the open list, so
+a goal is never accepted early; the price is training some children that sequential A*
+might never have needed (they are cached, and often needed later).
 """
 
 from __future__ import annotations
@@ -24,16 +33,21 @@ def astar(
     frontier_size: int = 30,
     max_expansions: int = 200,
     start: SearchNode | None = None,
+    min_batch: int = 1,
 ) -> Iterator[Scored]:
     tie = itertools.count()
-    root = start or graph.root()
     heap: list = []
     expansions = 0
-    to_expand = root
+    to_expand: list[SearchNode] = [start or graph.root()]
     while True:
-        if to_expand is not None:
-            expansions += 1
-            for s in score_nodes(graph, evaluator, graph.children(to_expand)):
+        if to_expand:
+            expansions += len(to_expand)
+            kids = [k for node in to_expand for k in graph.children(node)]
+            to_expand = []
+            if not heap and len(kids) == 1 and not kids[0].complete and expansions < max_expansions:
+                to_expand = kids  # the only open node is popped next whatever its score: not trained
+                continue
+            for s in score_nodes(graph, evaluator, kids):
                 heapq.heappush(heap, (s.f, next(tie), s))
             if len(heap) > frontier_size:
                 heap = heapq.nsmallest(frontier_size, heap)
@@ -43,8 +57,13 @@ def astar(
         _, _, best = heapq.heappop(heap)
         if best.complete:
             yield best
-            to_expand = None
             continue
         if expansions >= max_expansions:
             return
-        to_expand = best.node
+        to_expand = [best.node]
+        n_kids = len(graph.children(best.node))
+        while (n_kids < min_batch and heap and not heap[0][2].complete
+               and expansions + len(to_expand) < max_expansions):
+            _, _, nxt = heapq.heappop(heap)
+            to_expand.append(nxt.node)
+            n_kids += len(graph.children(nxt.node))

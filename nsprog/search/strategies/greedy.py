@@ -20,9 +20,17 @@ def greedy_step(graph: ProgramGraph, evaluator: CandidateEvaluator, node: Search
 
 
 def greedy(graph: ProgramGraph, evaluator: CandidateEvaluator, start: SearchNode | None = None) -> Iterator[Scored]:
-    """Repeat the greedy step from ``start`` (default: the root) until the program is complete."""
+    """Repeat the greedy step from ``start`` (default: the root) until the program is complete.
+
+    A node with a single, incomplete child moves to it without training it (the choice is
+    forced); complete programs are always trained, since they are the result.
+    """
     node = start or graph.root()
     while True:
+        kids = graph.children(node)
+        if len(kids) == 1 and not kids[0].complete:
+            node = kids[0]  # a forced move: its score could not change the choice, so it is not trained
+            continue
         best = greedy_step(graph, evaluator, node)[0]
         if best.complete:
             yield best

@@ -5,7 +5,8 @@ into the best child, keep the other children on a frontier (at most ``frontier_s
 lowest ``f`` kept), and prune every node whose ``f`` is not below the best complete
 program found so far (the bound). Each improvement of the bound is yielded, so the last
 yielded program is the best. Scores are cached by structure, so deeper iterations re-use
-the shallower ones' training.
+the shallower ones' training. A single incomplete child is entered untrained while no
+bound exists (its score could change nothing).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def ids_bb(
         current = start or graph.root()
         while True:
             kids = graph.children(current, max_depth=limit)
+            if len(kids) == 1 and not kids[0].complete and bound == float("inf"):
+                current = kids[0]  # forced: nothing to prune it against yet, so it is not trained
+                continue
             scored = score_nodes(graph, evaluator, kids) if kids else []
             for s in scored:
                 if s.complete and s.f < bound:
