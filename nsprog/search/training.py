@@ -183,7 +183,8 @@ def train_candidates(
         x_ep, y_ep = sup.x_train[perm], sup.y_train[perm]  # one gather per epoch; batches are views
         for lo in range(0, n, settings.batch_size):
             xb, yb = x_ep[lo : lo + settings.batch_size], y_ep[lo : lo + settings.batch_size]
-            loss = sum(_loss(out, yb) for out in batch(xb, active))
+            outs = batch(xb, active)
+            loss = _loss(outs[0] if len(outs) == 1 else torch.cat(outs), yb)  # one loss call for every shape
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
