@@ -47,6 +47,7 @@ CASES = [
     dict(n_programs=2, w=LossWeights(10.0, 0.2, 1.0, 0.3, None, "kl", 1.0), cfg=dict(adversary_on_programs=True)),
     dict(n_programs=0, w=LossWeights(1.0, None, 1.0, 0.6, None, "kl", 1.0), cfg={}),
     dict(n_programs=4, w=LossWeights(10.0, 1.0, 1.0, 0.3, 3, "mi", 1.0), cfg={}),  # no neural latent left
+    dict(n_programs=1, w=LossWeights(10.0, 1.0, 1.0, 0.3, 0, "kl", 3.0), cfg=dict(adversary_input="standardized")),
 ]
 
 

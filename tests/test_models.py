@@ -107,3 +107,18 @@ def test_vae_settings_reject_bad_values():
         VAESettings(disc_capacity=0.9)
     with pytest.raises(ValueError, match="lr must be > 0"):
         VAESettings(lr=0)
+
+
+def test_standardize_batch_is_scale_free_and_differentiable():
+    from nsprog.models.latent import standardize_batch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    z = standardize_batch(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(z.pow(2).mean(0), torch.ones(3, dtype=torch.float64))
+    # shrinking a column (how an encoder could hide a factor from an adversary) changes nothing
+    torch.testing.assert_close(standardize_batch(x * torch.tensor([1e-3, 1.0, 50.0], dtype=torch.float64) + 7), z,
+                               rtol=1e-5, atol=1e-5)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: standardize_batch(t)[:, 0].pow(3).sum(), (x,))

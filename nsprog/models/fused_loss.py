@@ -22,6 +22,8 @@ import math
 import numpy as np
 import torch
 
+from nsprog.models.latent import STANDARDIZE_EPS
+
 __all__ = ["fused_loss_supported", "fused_training_loss"]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -109,12 +111,19 @@ class _FusedLoss(torch.autograd.Function):
         saved_adv = None
         if has_adv:
             W1, b1, W2, b2, W3, b3 = P[4:]
-            v = mu if cfg.adversary_input == "mean" else zn
+            v = zn if cfg.adversary_input == "sample" else mu
+            if cfg.adversary_input == "standardized":
+                centred = v - v.mean(0)
+                inv_sd = 1.0 / np.sqrt((centred * centred).mean(0) + STANDARDIZE_EPS)
+                v = centred * inv_sd
+                saved_std = (v, inv_sd)
+            else:
+                saved_std = None
             h1 = np.maximum(v @ W1.T + b1, 0)
             h2 = np.maximum(h1 @ W2.T + b2, 0)
             pred = h2 @ W3.T + b3
             adv_value = -float((q * _logsigmoid(pred) + (1 - q) * _logsigmoid(-pred)).mean())
-            saved_adv = (v, h1, h2, pred)
+            saved_adv = (v, h1, h2, pred, saved_std)
         loss = recon + cont + disc + w.adversary_weight * adv_value
 
         ctx.spec = spec
@@ -173,7 +182,7 @@ class _FusedLoss(torch.autograd.Function):
         grads_adv = []
         if has_adv:
             W1, b1, W2, b2, W3, b3 = P[4:]
-            v, h1, h2, pred = saved_adv
+            v, h1, h2, pred, saved_std = saved_adv
             wa = g * w.adversary_weight
             d_pred = (_sigmoid(pred) - q) * (wa / (B * K))
             dW3, db3 = d_pred.T @ h2, d_pred.sum(0)
@@ -182,8 +191,11 @@ class _FusedLoss(torch.autograd.Function):
             d_h1 = (d_h2 @ W2) * (h1 > 0)
             dW1, db1 = d_h1.T @ v, d_h1.sum(0)
             d_v = -(d_h1 @ W1)  # gradient reversal into the encoder
+            if saved_std is not None:  # back through the batch standardisation
+                xhat, inv_sd = saved_std
+                d_v = inv_sd * (d_v - d_v.mean(0) - xhat * (d_v * xhat).mean(0))
             d_mu += d_v
-            if cfg.adversary_input != "mean":  # the adversary read the sample zn = mu + eps * std
+            if cfg.adversary_input == "sample":  # the adversary read the sample zn = mu + eps * std
                 d_lv += d_v * eps * 0.5 * std
             if cfg.adversary_on_programs:  # the reversed gradient also reaches the programs through the target
                 d_logits += (wa / (B * K)) * pred * q * (1 - q)

@@ -16,10 +16,20 @@ __all__ = [
     "capacity",
     "grad_reverse",
     "gaussian_nll",
+    "standardize_batch",
+    "STANDARDIZE_EPS",
     "LN2",
 ]
 
 LN2 = math.log(2.0)
+STANDARDIZE_EPS = 1e-12  # tiny: the encoder must not be able to hide a dimension below it
+
+
+def standardize_batch(x: torch.Tensor) -> torch.Tensor:
+    """``x [B, d]`` centred and scaled to unit variance per column over the batch (population
+    variance), differentiable through the batch statistics."""
+    centred = x - x.mean(0)
+    return centred / (centred.pow(2).mean(0) + STANDARDIZE_EPS).sqrt()
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nsprog.models.latent import bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st
+from nsprog.models.latent import (
+    bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st, standardize_batch,
+)
 from nsprog.models.tvae import ActionDecoder, TrajectoryEncoder
 
 __all__ = ["VAESettings", "LossWeights", "NeurosymbolicTVAE"]
@@ -46,7 +48,9 @@ class VAESettings:
     beta: float = 1.0
     adversary_weight: float = 1.0
     adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
-    adversary_input: Literal["mean", "sample"] = "mean"  # the neural latent the adversary reads
+    # the neural latent the adversary reads: its mean, a sample, or the mean standardised over the
+    # batch (then the encoder cannot hide a factor from the adversary by shrinking its scale)
+    adversary_input: Literal["mean", "sample", "standardized"] = "mean"
     adversary_lr_scale: float = 1.0  # the adversary's learning rate is lr times this (a faster adversary)
     tau: float = 0.5
     lr: float = 2e-4
@@ -205,7 +209,10 @@ class NeurosymbolicTVAE(nn.Module):
             "mu": mu,
         }
         if self.adversary is not None:
-            pred = self.adversary(grad_reverse(mu if self.cfg.adversary_input == "mean" else zn))
+            src = zn if self.cfg.adversary_input == "sample" else mu
+            if self.cfg.adversary_input == "standardized":
+                src = standardize_batch(src)
+            pred = self.adversary(grad_reverse(src))
             probs = torch.sigmoid(logits)
             target = grad_reverse(probs) if self.cfg.adversary_on_programs else probs.detach()
             out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
