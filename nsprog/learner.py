@@ -71,6 +71,11 @@ class LearnerSettings:
     min_distill_f1: float = 0.75  # a complete program reproducing its neural parent worse than this is rejected...
     distill_retries: int = 1  # ...and the program is learned again from a fresh neural hole (this many times)
     init_from_neural: bool = True  # programs 2..k, collapsed programs and restarts start from the neural latent's 2-means split
+    release_epochs: int = 0  # VAE epochs after the last program, every program frozen (see README)
+
+    def __post_init__(self) -> None:
+        if self.release_epochs < 0:
+            raise ValueError(f"release_epochs must be >= 0; got {self.release_epochs}")
 
 
 @dataclass
@@ -241,6 +246,13 @@ class NeurosymbolicEncoder:
                 self._finish(j, current)
                 self._checkpoint(ckpt, None)
             current = None
+        if cfg.n_programs and cfg.learner.release_epochs and not any(h.get("kind") == "release" for h in self.history_):
+            # every program frozen: the neural latent can let go of what the programs now carry
+            losses = self._run_epochs(cfg.learner.release_epochs, cfg, states, feats, device,
+                                      label="release (programs frozen)")
+            self.history_.append({"round": self.round_, "program": 0, "structure": None, "kind": "release", **losses})
+            self.round_ += 1
+            self._checkpoint(ckpt, None)
         if cfg.n_programs == 0 and not self.history_:  # a plain trajectory VAE: one round, no programs
             losses = self._run_epochs(cfg.vae.epochs, cfg, states, feats, device, label="VAE (no programs)")
             self.history_.append({"round": 0, "program": 0, "structure": None, "kind": "vae", **losses})

@@ -11,13 +11,15 @@ from nsprog.models import fused_loss
 from nsprog.models.nstvae import LossWeights, NeurosymbolicTVAE, VAESettings
 
 
-def _model(n_programs, dtype, **cfg):
+def _model(n_programs, dtype, frozen=0, **cfg):
     torch.manual_seed(0)
     dsl = load_dsl("synthetic")
     model = NeurosymbolicTVAE(2, VAESettings(z_dim=4, **cfg))
     start = Sig(Type(LIST, dsl.n_features), Type(ATOM, 1))
     for j in range(n_programs):
         model.add_program(StackedProgram([Hole(start)], dsl, 8, 4, seed=j))
+    for j in range(frozen):  # earlier programs, frozen as in Algorithm 2
+        model.programs[j].requires_grad_(False)
     model = model.to(dtype)
     # spread the decoder's log-variance so that the clamp is active on one dimension
     with torch.no_grad():
@@ -48,13 +50,15 @@ CASES = [
     dict(n_programs=0, w=LossWeights(1.0, None, 1.0, 0.6, None, "kl", 1.0), cfg={}),
     dict(n_programs=4, w=LossWeights(10.0, 1.0, 1.0, 0.3, 3, "mi", 1.0), cfg={}),  # no neural latent left
     dict(n_programs=1, w=LossWeights(10.0, 1.0, 1.0, 0.3, 0, "kl", 3.0), cfg=dict(adversary_input="standardized")),
+    dict(n_programs=3, w=LossWeights(10.0, 1.0, 1.0, 0.3, 2, "kl", 1.0), cfg=dict(frozen_bits="hard"), frozen=2),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['n_programs']}prog-{c['w'].disc_term}-{c['cfg']}")
 def test_fused_loss_equals_the_composed_loss_and_gradients(case):
     dtype = torch.float64
-    model, dsl = _model(case["n_programs"], dtype, **case["cfg"])
+    model, dsl = _model(case["n_programs"], dtype, case.get("frozen", 0), **case["cfg"])
+    assert model.hard_bit_columns() == list(range(case.get("frozen", 0) if case["cfg"].get("frozen_bits") else 0))
     g = torch.Generator().manual_seed(1)
     states = torch.cumsum(torch.randn(16, 9, 2, generator=g, dtype=dtype), 1)
     feats = torch.randn(16, 9, dsl.n_features, generator=g, dtype=dtype)

@@ -47,6 +47,20 @@ def test_reinitialisation_needs_a_final_training_round(tiny):
     assert est.history_[-1]["kind"] == "final" and len(est.programs_) == 1
 
 
+def test_release_epochs_train_the_vae_with_every_program_frozen(tiny):
+    est = fit(tiny, n_programs=2, vae={"frozen_bits": "hard"}, learner=LearnerSettings(min_distill_f1=0.0,
+                                                                                      release_epochs=1))
+    last = est.history_[-1]
+    assert last["kind"] == "release" and np.isfinite(last["recon"])
+    assert est.model_.hard_bit_columns() == [0, 1]  # both programs frozen, their bits deterministic
+    for j, p in enumerate(est.programs_):  # the release did not move the programs
+        assert est.model_.programs[j].export(0) == p
+        for k, v in _params(p).items():
+            np.testing.assert_array_equal(_params(est.model_.programs[j].export(0))[k], v)
+    with pytest.raises(ValueError, match="release_epochs must be >= 0"):
+        LearnerSettings(release_epochs=-1)
+
+
 def test_save_load_round_trip_gives_identical_predictions(tiny, tmp_path):
     est = fit(tiny, n_programs=2)
     est.save(tmp_path)

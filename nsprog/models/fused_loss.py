@@ -58,7 +58,7 @@ def fused_training_loss(model, states: torch.Tensor, feats: torch.Tensor, w, gen
     adv = model.adversary
     if adv is not None:
         params += [adv[0].weight, adv[0].bias, adv[2].weight, adv[2].bias, adv[4].weight, adv[4].bias]
-    spec = (w, model.cfg, adv is not None)
+    spec = (w, model.cfg, adv is not None, tuple(model.hard_bit_columns()))
     out = _FusedLoss.apply(spec, _np(states), _np(eps), _np(u), mu, logvar, logits, *params)
     loss, recon, kl_cont, disc, adv_term = out
     return loss, {"recon": recon, "kl_cont": kl_cont, "disc": disc, "adv": adv_term}
@@ -67,7 +67,7 @@ def fused_training_loss(model, states: torch.Tensor, feats: torch.Tensor, w, gen
 class _FusedLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, states, eps, u, mu_t, logvar_t, logits_t, *params_t):
-        w, cfg, has_adv = spec
+        w, cfg, has_adv, hard_cols = spec
         mu, lv, logits = _np(mu_t), _np(logvar_t), _np(logits_t)
         P = [_np(p) for p in params_t]
         Ws, bs, Wz, out_lv = P[:4]
@@ -81,6 +81,9 @@ class _FusedLoss(torch.autograd.Function):
         zn = mu + eps * std
         soft = _sigmoid((logits + (np.log(u) - np.log1p(-u))) / cfg.tau)
         hard = (soft > 0.5).astype(dt)
+        if hard_cols:  # frozen programs' deterministic bits
+            cols = list(hard_cols)
+            hard[:, cols] = (logits[:, cols] > 0).astype(dt)
         z = np.concatenate([zn, hard[:, ::-1]], axis=1)
         c = cfg.logvar_clamp
         lva = np.clip(out_lv, -c, c)
@@ -135,7 +138,7 @@ class _FusedLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_loss, *_unused):
-        w, cfg, has_adv = ctx.spec
+        w, cfg, has_adv, hard_cols = ctx.spec
         s, eps, std, soft, z, lva, ilv, resid, r2, mu, lv, logits, q, P, kl_cont, disc_value, saved_adv = ctx.arrays
         g = float(g_loss)
         Ws, bs, Wz, out_lv = P[:4]
@@ -158,6 +161,8 @@ class _FusedLoss(torch.autograd.Function):
 
         d_zn = dz[:, :Zn]
         d_logits = dz[:, Zn:][:, ::-1] * (soft * (1 - soft) / cfg.tau)  # straight-through Gumbel
+        if hard_cols:
+            d_logits[:, list(hard_cols)] = 0.0  # a thresholded bit passes no gradient
         d_mu = d_zn.copy()
         d_lv = d_zn * eps * 0.5 * std
 

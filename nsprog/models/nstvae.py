@@ -39,6 +39,9 @@ class VAESettings:
     rnn_dim: int = 16
     adv_dim: int = 8
     decoder: Literal["gru", "mlp", "linear"] = "linear"
+    # bits of frozen (earlier) programs during training: Gumbel samples like the trainable
+    # program's ("sample"), or the program's deterministic output ("hard")
+    frozen_bits: Literal["sample", "hard"] = "sample"
     disc_capacity: float = 0.6  # nats per binary program (at most ln 2)
     disc_capacity_term: Literal["kl", "mi"] = "kl"  # what the discrete capacity constrains (see README)
     cont_capacity: float | None = None  # None: plain KL (times beta) for the neural latent
@@ -153,6 +156,13 @@ class NeurosymbolicTVAE(nn.Module):
                                      self.cfg.h_dim, self.cfg.logvar_clamp).to(dev)
         self._new_adversary()
 
+    def hard_bit_columns(self) -> list[int]:
+        """Programs whose training-time bit is their deterministic output (frozen programs, with
+        ``frozen_bits: hard``), by program index."""
+        if self.cfg.frozen_bits != "hard":
+            return []
+        return [j for j, p in enumerate(self.programs) if not any(q.requires_grad for q in p.parameters())]
+
     def program_logits(self, feats: torch.Tensor) -> torch.Tensor:
         """``[B, m]`` logits of the programs' bits."""
         if not self.n_programs:
@@ -197,6 +207,10 @@ class NeurosymbolicTVAE(nn.Module):
         logits = self.program_logits(feats)
         if self.training:
             bits = gumbel_sigmoid_st(logits, self.cfg.tau, generator)
+            hard = self.hard_bit_columns()
+            if hard:
+                bits = bits.clone()
+                bits[:, hard] = (logits[:, hard] > 0).to(bits.dtype)
         else:
             bits = (logits > 0).to(logits.dtype)
         a, mu_a, logvar_a = self.decoder(states, self.assemble(zn, bits))
