@@ -37,21 +37,20 @@ def astar(
 ) -> Iterator[Scored]:
     tie = itertools.count()
     heap: list = []
-    expansions = 0
-    to_expand: list[SearchNode] = [start or graph.root()]
+    expansions = 1
+    kids = graph.children(start or graph.root())  # the children of the nodes being expanded
     while True:
-        if to_expand:
-            expansions += len(to_expand)
-            kids = [k for node in to_expand for k in graph.children(node)]
-            to_expand = []
+        if kids:
             if not heap and len(kids) == 1 and not kids[0].complete and expansions < max_expansions:
-                to_expand = kids  # the only open node is popped next whatever its score: not trained
+                expansions += 1  # the only open node is popped next whatever its score: not trained
+                kids = graph.children(kids[0])
                 continue
             for s in score_nodes(graph, evaluator, kids):
                 heapq.heappush(heap, (s.f, next(tie), s))
             if len(heap) > frontier_size:
                 heap = heapq.nsmallest(frontier_size, heap)
                 heapq.heapify(heap)
+            kids = []
         if not heap:
             return
         _, _, best = heapq.heappop(heap)
@@ -60,10 +59,9 @@ def astar(
             continue
         if expansions >= max_expansions:
             return
-        to_expand = [best.node]
-        n_kids = len(graph.children(best.node))
-        while (n_kids < min_batch and heap and not heap[0][2].complete
-               and expansions + len(to_expand) < max_expansions):
+        expansions += 1
+        kids = graph.children(best.node)
+        while len(kids) < min_batch and heap and not heap[0][2].complete and expansions < max_expansions:
             _, _, nxt = heapq.heappop(heap)
-            to_expand.append(nxt.node)
-            n_kids += len(graph.children(nxt.node))
+            expansions += 1
+            kids += graph.children(nxt.node)

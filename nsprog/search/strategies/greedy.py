@@ -11,9 +11,10 @@ from nsprog.search.training import CandidateEvaluator
 __all__ = ["greedy_step", "greedy"]
 
 
-def greedy_step(graph: ProgramGraph, evaluator: CandidateEvaluator, node: SearchNode) -> list[Scored]:
-    """All children of ``node``, trained and scored, best first."""
-    kids = graph.children(node)
+def greedy_step(graph: ProgramGraph, evaluator: CandidateEvaluator, node: SearchNode,
+                kids: list[SearchNode] | None = None) -> list[Scored]:
+    """All children of ``node`` (``kids`` when the caller has them), trained and scored, best first."""
+    kids = graph.children(node) if kids is None else kids
     if not kids:
         raise NoProgramError(f"no feasible child of {node.program.key()} (all completions excluded or too deep)")
     return score_nodes(graph, evaluator, kids)
@@ -31,7 +32,7 @@ def greedy(graph: ProgramGraph, evaluator: CandidateEvaluator, start: SearchNode
         if len(kids) == 1 and not kids[0].complete:
             node = kids[0]  # a forced move: its score could not change the choice, so it is not trained
             continue
-        best = greedy_step(graph, evaluator, node)[0]
+        best = greedy_step(graph, evaluator, node, kids)[0]
         if best.complete:
             yield best
             return
