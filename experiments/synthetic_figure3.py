@@ -65,8 +65,9 @@ def fmt(values) -> str:
 
 def summarize(out: Path, seeds: list[int]) -> str:
     lines = ["| run | seeds | model purity | model NMI | model RI | oracle purity | oracle NMI | oracle RI | programs (seed 0) "
-             "| each program's agreement with its factor (worst program) | neural latent read-out of c_x / c_y | fit time (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| each program's agreement with its factor (worst program) | neural latent linear read-out of c_x / c_y "
+             "| neural latent k-NN read-out of c_x / c_y | fit time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for config, reject in RUNS:
         ms = []
         for s in seeds:
@@ -83,10 +84,12 @@ def summarize(out: Path, seeds: list[int]) -> str:
             if ms[0].get("programs") else "-"
         readout = " / ".join(fmt([m["neural_latent_readout"][f] for m in ms]) for f in ("c_x", "c_y")) \
             if all("neural_latent_readout" in m for m in ms) else "-"
+        knn = " / ".join(fmt([m["neural_latent_knn_readout"][f] for m in ms]) for f in ("c_x", "c_y")) \
+            if all("neural_latent_knn_readout" in m for m in ms) else "-"
         lines.append(
             f"| {name} | {len(ms)} | {fmt([m['model']['purity'] for m in ms])} | {fmt([m['model']['nmi'] for m in ms])} | "
             f"{fmt([m['model']['ri'] for m in ms])} | {fmt([o['purity'] for o in orc])} | {fmt([o['nmi'] for o in orc])} | "
-            f"{fmt([o['ri'] for o in orc])} | {progs} | {agree} | {readout} | {fmt([m['fit_seconds'] for m in ms])} |"
+            f"{fmt([o['ri'] for o in orc])} | {progs} | {agree} | {readout} | {knn} | {fmt([m['fit_seconds'] for m in ms])} |"
         )
     return "\n".join(lines) + "\n"
 

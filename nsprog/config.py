@@ -124,6 +124,13 @@ def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     return value
 
 
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _from_dict(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -138,6 +145,11 @@ def _from_dict(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
                 + ", ".join(sorted(fields))
             )
             continue
+        factory = fields[key].default_factory
+        if isinstance(value, dict) and factory is not dataclasses.MISSING:
+            base = factory()
+            if dataclasses.is_dataclass(base):  # a partial section keeps the field's own defaults
+                value = _deep_merge(to_dict(base), value)
         kwargs[key] = _convert(value, hints[key], full, problems)
     for name, f in fields.items():
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

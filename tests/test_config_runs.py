@@ -72,3 +72,18 @@ def test_seed_and_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_a_partial_section_keeps_the_section_defaults_of_its_config():
+    """Overriding one key of a section whose default is customised (``nsprog fit --quick`` sets
+    vae.epochs) must keep that section's other defaults, not fall back to the bare dataclass's."""
+    from nsprog.commands.fit import FitRunConfig
+
+    full = load_config(FitRunConfig, None, [])
+    partial = load_config(FitRunConfig, None, ["vae.epochs=3", "search.max_depth=3"])
+    assert partial.vae.epochs == 3 and partial.search.max_depth == 3
+    for name in ("cont_capacity", "gamma_disc", "adversary_lr_scale", "frozen_bits", "decorrelation_weight",
+                 "adversary_input"):
+        assert getattr(partial.vae, name) == getattr(full.vae, name), name
+    assert partial.search.strategy == full.search.strategy == "greedy"
+    assert full.vae.cont_capacity == 1.0 and full.vae.decorrelation_weight == 10.0

@@ -51,6 +51,8 @@ CASES = [
     dict(n_programs=4, w=LossWeights(10.0, 1.0, 1.0, 0.3, 3, "mi", 1.0), cfg={}),  # no neural latent left
     dict(n_programs=1, w=LossWeights(10.0, 1.0, 1.0, 0.3, 0, "kl", 3.0), cfg=dict(adversary_input="standardized")),
     dict(n_programs=3, w=LossWeights(10.0, 1.0, 1.0, 0.3, 2, "kl", 1.0), cfg=dict(frozen_bits="hard"), frozen=2),
+    dict(n_programs=2, w=LossWeights(10.0, 1.0, 1.0, 0.3, 1, "kl", 1.0), cfg=dict(decorrelation_weight=5.0)),
+    dict(n_programs=1, w=LossWeights(10.0, 1.0, 1.0, 0.3, 0, "kl", 2.0), cfg=dict(adversary_input="whitened")),
 ]
 
 

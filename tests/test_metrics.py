@@ -52,3 +52,17 @@ def test_linear_readout_is_scale_free_and_chance_without_information():
     assert linear_readout(z, factor) > 0.99
     assert linear_readout(1e-3 * z, factor) > 0.99
     assert abs(linear_readout(rng.standard_normal((600, 2)), factor) - 0.5) < 0.08
+
+
+def test_knn_readout_finds_a_factor_stored_in_strands_that_a_linear_readout_misses():
+    from nsprog.commands.fit import knn_readout, linear_readout
+
+    rng = np.random.default_rng(1)
+    factor = rng.integers(0, 2, 800)
+    s = rng.uniform(-1, 1, 800)
+    # two thin strands along a curve, the factor's side flipping halfway: no linear information
+    offset = 0.1 * (2 * factor - 1) * np.sign(s)
+    z = 1e-2 * np.c_[s, s**2 + offset]
+    assert abs(linear_readout(z, factor) - 0.5) < 0.08
+    assert knn_readout(z, factor) > 0.9
+    assert abs(knn_readout(rng.standard_normal((800, 2)), factor) - 0.5) < 0.08

@@ -122,3 +122,64 @@ def test_standardize_batch_is_scale_free_and_differentiable():
                                rtol=1e-5, atol=1e-5)
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: standardize_batch(t)[:, 0].pow(3).sum(), (x,))
+
+
+def test_squared_correlation_matches_numpy_and_ignores_scale():
+    import numpy as np
+
+    from nsprog.models.latent import squared_correlation
+
+    g = torch.Generator().manual_seed(3)
+    bit = (torch.rand(200, 1, generator=g) > 0.5).double()
+    x = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    x[:, 1] += 3.0 * bit[:, 0]  # column 1 carries the bit
+    expected = sum(np.corrcoef(x[:, j].numpy(), bit[:, 0].numpy())[0, 1] ** 2 for j in range(3))
+    assert squared_correlation(x, bit).item() == pytest.approx(expected, rel=1e-9)
+    assert squared_correlation(x, bit).item() > 0.5
+    # a carrier column shrunk 1000-fold is still seen
+    assert squared_correlation(x * torch.tensor([1.0, 1e-3, 1.0], dtype=torch.float64), bit).item() == pytest.approx(
+        expected, rel=1e-6)
+    # minimising it removes the bit from every linear read-out, keeping the rest of the signal
+    w = torch.eye(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        squared_correlation(x @ w, bit).backward()
+        opt.step()
+    z = (x @ w).detach()
+    assert squared_correlation(z, bit).item() < 1e-3
+    means = [z[bit[:, 0] == c].mean(0) for c in (0, 1)]
+    assert (means[0] - means[1]).abs().max() < 0.05 * z.std(0).min()
+
+
+def test_decorrelation_term_reaches_the_encoder_not_the_programs():
+    from nsprog.dsl import Hole, Sig, StackedProgram, Type, load_dsl
+    from nsprog.models.nstvae import LossWeights
+
+    dsl = load_dsl("synthetic")
+    torch.manual_seed(0)
+    model = NeurosymbolicTVAE(2, VAESettings(decorrelation_weight=1.0, decoder="gru")).train()
+    model.add_program(StackedProgram([Hole(Sig(Type("list", 4), Type("atom", 1)))], dsl))
+    states = torch.cumsum(torch.randn(32, 9, 2), 1)
+    feats = torch.randn(32, 9, dsl.n_features)
+    out = model(states, feats)
+    assert out["decor"].item() > 0
+    out["decor"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.programs.parameters())
+    with pytest.raises(ValueError, match="decorrelation_weight must be >= 0"):
+        VAESettings(decorrelation_weight=-1)
+    _, terms = model.training_loss(states, feats, LossWeights(1.0, None, 1.0, 0.6, 0))
+    assert terms["decor"].item() == pytest.approx(out["decor"].item(), rel=1e-5)
+
+
+def test_whitening_matrix_whitens_and_reveals_a_shrunk_direction():
+    from nsprog.models.latent import whitening_matrix
+
+    g = torch.Generator().manual_seed(4)
+    a = torch.randn(256, 1, generator=g, dtype=torch.float64)
+    x = torch.cat([a, a + 1e-3 * torch.randn(256, 1, generator=g, dtype=torch.float64)], 1)  # nearly collinear
+    w = whitening_matrix(x.requires_grad_(True))
+    v = (x - x.mean(0)) @ w
+    torch.testing.assert_close(v.T @ v / 256, torch.eye(2, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert not w.requires_grad  # batch statistics are constants for the gradient

@@ -45,7 +45,9 @@ class FitRunConfig(RunBase):
 
     name: str = "fit"
     n_programs: int = 2
-    vae: VAESettings = field(default_factory=lambda: VAESettings(cont_capacity=1.0, gamma_disc=1.0, adversary_lr_scale=10.0))
+    vae: VAESettings = field(default_factory=lambda: VAESettings(
+        cont_capacity=1.0, gamma_disc=1.0, adversary_lr_scale=10.0, frozen_bits="hard", decorrelation_weight=10.0,
+        adversary_input="whitened"))
     search: SearchSettings = field(default_factory=lambda: SearchSettings(strategy="greedy"))
     learner: LearnerSettings = field(default_factory=LearnerSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
@@ -130,6 +132,18 @@ def linear_readout(z: np.ndarray, factor: np.ndarray) -> float:
     return float(cross_val_score(clf, z, factor, cv=5).mean())
 
 
+def knn_readout(z: np.ndarray, factor: np.ndarray, k: int = 25) -> float:
+    """Like :func:`linear_readout` with a k-nearest-neighbour classifier on the whitened latent:
+    it also finds a factor stored non-linearly (strands, folds) that a linear read-out misses."""
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+
+    clf = make_pipeline(PCA(whiten=True), KNeighborsClassifier(min(k, max(1, len(factor) // 5))))
+    return float(cross_val_score(clf, z, factor, cv=5).mean())
+
+
 def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_clusters: int | None = None) -> dict:
     """Cluster metrics on ``test`` (programs, or K-means of the neural latent for 0 programs),
     the oracle's on the same windows, and per-program agreement with each factor."""
@@ -154,6 +168,7 @@ def score(est: NeurosymbolicEncoder, test: Trajectories, cfg: EvalSettings, n_cl
         out["model"] = dict(cluster_metrics(labels, clusters), method=f"k-means ({k}) on the neural latent")
     if cfg.factors and z.shape[1]:
         out["neural_latent_readout"] = {f: linear_readout(z, test.label_column(f)) for f in cfg.factors}
+        out["neural_latent_knn_readout"] = {f: knn_readout(z, test.label_column(f)) for f in cfg.factors}
     if test.metadata.get("domain") == "synthetic" and cfg.labels in ("label", "labels"):
         out["oracle"] = dict(cluster_metrics(labels, oracle_clusters(test)),
                              program="1[final x > 10], 1[final y > 10]")
@@ -208,6 +223,8 @@ def _print_metrics(m: dict) -> None:
         print(f"  program {j + 1}: {p['structure']}  minority share {p['balance']:.3f}" + (f"  agreement: {agree}" if agree else ""))
     if m.get("neural_latent_readout"):
         print("  linear read-out of the neural latent: " + ", ".join(f"{k} {v:.3f}" for k, v in m["neural_latent_readout"].items()))
+    if m.get("neural_latent_knn_readout"):
+        print("  k-NN read-out of the neural latent:   " + ", ".join(f"{k} {v:.3f}" for k, v in m["neural_latent_knn_readout"].items()))
 
 
 def make_plots(est: NeurosymbolicEncoder, splits: dict, cfg: FitRunConfig, folder: Path) -> None:

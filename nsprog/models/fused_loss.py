@@ -60,8 +60,8 @@ def fused_training_loss(model, states: torch.Tensor, feats: torch.Tensor, w, gen
         params += [adv[0].weight, adv[0].bias, adv[2].weight, adv[2].bias, adv[4].weight, adv[4].bias]
     spec = (w, model.cfg, adv is not None, tuple(model.hard_bit_columns()))
     out = _FusedLoss.apply(spec, _np(states), _np(eps), _np(u), mu, logvar, logits, *params)
-    loss, recon, kl_cont, disc, adv_term = out
-    return loss, {"recon": recon, "kl_cont": kl_cont, "disc": disc, "adv": adv_term}
+    loss, recon, kl_cont, disc, adv_term, decor = out
+    return loss, {"recon": recon, "kl_cont": kl_cont, "disc": disc, "adv": adv_term, "decor": decor}
 
 
 class _FusedLoss(torch.autograd.Function):
@@ -120,6 +120,13 @@ class _FusedLoss(torch.autograd.Function):
                 inv_sd = 1.0 / np.sqrt((centred * centred).mean(0) + STANDARDIZE_EPS)
                 v = centred * inv_sd
                 saved_std = (v, inv_sd)
+            elif cfg.adversary_input == "whitened":  # batch statistics are constants for the gradient
+                centred = v - v.mean(0)
+                cov = centred.T @ centred / B + STANDARDIZE_EPS * np.eye(Zn, dtype=dt)
+                vals, vecs = np.linalg.eigh(cov)
+                Wh = ((vecs / np.sqrt(np.maximum(vals, STANDARDIZE_EPS))) @ vecs.T).astype(dt)
+                v = centred @ Wh
+                saved_std = Wh
             else:
                 saved_std = None
             h1 = np.maximum(v @ W1.T + b1, 0)
@@ -127,19 +134,29 @@ class _FusedLoss(torch.autograd.Function):
             pred = h2 @ W3.T + b3
             adv_value = -float((q * _logsigmoid(pred) + (1 - q) * _logsigmoid(-pred)).mean())
             saved_adv = (v, h1, h2, pred, saved_std)
-        loss = recon + cont + disc + w.adversary_weight * adv_value
+        decor_value, saved_decor = 0.0, None
+        if Zn and K:  # squared batch correlations between the neural means and the programs' probabilities
+            A, Q = mu - mu.mean(0), q - q.mean(0)
+            sa = np.sqrt((A * A).mean(0) + STANDARDIZE_EPS)
+            sq = np.sqrt((Q * Q).mean(0) + STANDARDIZE_EPS)
+            R = (A.T @ Q) / (B * sa[:, None] * sq[None, :])
+            decor_value = float((R * R).sum())
+            saved_decor = (A, Q, sa, sq, R)
+        loss = recon + cont + disc + w.adversary_weight * adv_value + cfg.decorrelation_weight * decor_value
 
         ctx.spec = spec
-        ctx.arrays = (s, eps, std, soft, z, lva, ilv, resid, r2, mu, lv, logits, q, P, kl_cont, disc_value, saved_adv)
+        ctx.arrays = (s, eps, std, soft, z, lva, ilv, resid, r2, mu, lv, logits, q, P, kl_cont, disc_value, saved_adv,
+                      saved_decor)
         ctx.needs = ctx.needs_input_grad
-        scalars = [torch.tensor(x, dtype=mu_t.dtype) for x in (loss, recon, kl_cont, disc_value, adv_value)]
+        scalars = [torch.tensor(x, dtype=mu_t.dtype) for x in (loss, recon, kl_cont, disc_value, adv_value, decor_value)]
         ctx.mark_non_differentiable(*scalars[1:])
         return tuple(scalars)
 
     @staticmethod
     def backward(ctx, g_loss, *_unused):
         w, cfg, has_adv, hard_cols = ctx.spec
-        s, eps, std, soft, z, lva, ilv, resid, r2, mu, lv, logits, q, P, kl_cont, disc_value, saved_adv = ctx.arrays
+        (s, eps, std, soft, z, lva, ilv, resid, r2, mu, lv, logits, q, P, kl_cont, disc_value, saved_adv,
+         saved_decor) = ctx.arrays
         g = float(g_loss)
         Ws, bs, Wz, out_lv = P[:4]
         B, T, D = resid.shape
@@ -196,7 +213,9 @@ class _FusedLoss(torch.autograd.Function):
             d_h1 = (d_h2 @ W2) * (h1 > 0)
             dW1, db1 = d_h1.T @ v, d_h1.sum(0)
             d_v = -(d_h1 @ W1)  # gradient reversal into the encoder
-            if saved_std is not None:  # back through the batch standardisation
+            if cfg.adversary_input == "whitened":
+                d_v = d_v @ saved_std.T
+            elif saved_std is not None:  # back through the batch standardisation
                 xhat, inv_sd = saved_std
                 d_v = inv_sd * (d_v - d_v.mean(0) - xhat * (d_v * xhat).mean(0))
             d_mu += d_v
@@ -205,6 +224,11 @@ class _FusedLoss(torch.autograd.Function):
             if cfg.adversary_on_programs:  # the reversed gradient also reaches the programs through the target
                 d_logits += (wa / (B * K)) * pred * q * (1 - q)
             grads_adv = [dW1, db1, dW2, db2, dW3, db3]
+
+        if saved_decor is not None and cfg.decorrelation_weight:
+            A, Q, sa, sq, R = saved_decor  # the probabilities are constants here (detached)
+            wd = 2.0 * g * cfg.decorrelation_weight / B
+            d_mu += wd * (((Q / sq) @ R.T) / sa - A * ((R * R).sum(1) / (sa * sa)))
 
         grads = [d_mu, d_lv, d_logits, dWs, dbs, dWz, d_out_lv, *grads_adv]
         needs = ctx.needs[4:]

@@ -19,6 +19,8 @@ __all__ = [
     "standardize_batch",
     "STANDARDIZE_EPS",
     "LN2",
+    "squared_correlation",
+    "whitening_matrix",
 ]
 
 LN2 = math.log(2.0)
@@ -30,6 +32,27 @@ def standardize_batch(x: torch.Tensor) -> torch.Tensor:
     variance), differentiable through the batch statistics."""
     centred = x - x.mean(0)
     return centred / (centred.pow(2).mean(0) + STANDARDIZE_EPS).sqrt()
+
+
+def whitening_matrix(x: torch.Tensor) -> torch.Tensor:
+    """``W [d, d]`` with ``(x - mean) @ W`` white over the batch (ZCA), from detached batch
+    statistics: a constant for the gradient, so no direction can hide by shrinking."""
+    x = x.detach()
+    xc = x - x.mean(0)
+    cov = xc.T @ xc / x.shape[0] + STANDARDIZE_EPS * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    vals, vecs = torch.linalg.eigh(cov)
+    return (vecs * vals.clamp_min(STANDARDIZE_EPS).rsqrt()) @ vecs.T
+
+
+def squared_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sum over column pairs of the squared Pearson correlation between ``x [B, d]`` and
+    ``y [B, m]`` over the batch; scale-free, so a column cannot hide by shrinking."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    b = x.shape[0]
+    sx = (xc.pow(2).mean(0) + STANDARDIZE_EPS).sqrt()
+    sy = (yc.pow(2).mean(0) + STANDARDIZE_EPS).sqrt()
+    r = (xc.T @ yc) / b / sx[:, None] / sy[None, :]
+    return r.pow(2).sum()
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,9 @@ standardised domain features; its output is the logit of its bit. Bits are sampl
 straight-through Gumbel relaxation during training and thresholded at 0 otherwise.
 An adversary predicts every program bit from the neural latent; a gradient-reversal layer
 makes the encoder and programs maximise its loss in the same backward pass (one forward
-per batch).
+per batch). Optionally (``decorrelation_weight``) the loss also penalises the squared batch
+correlations between the neural means and the programs' probabilities, which no rescaling
+of a neural unit can hide.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsprog.models.latent import (
-    bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st, standardize_batch,
+    bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st, squared_correlation,
+    standardize_batch, whitening_matrix,
 )
 from nsprog.models.tvae import ActionDecoder, TrajectoryEncoder
 
@@ -53,8 +56,11 @@ class VAESettings:
     adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
     # the neural latent the adversary reads: its mean, a sample, or the mean standardised over the
     # batch (then the encoder cannot hide a factor from the adversary by shrinking its scale)
-    adversary_input: Literal["mean", "sample", "standardized"] = "mean"
+    adversary_input: Literal["mean", "sample", "standardized", "whitened"] = "mean"
     adversary_lr_scale: float = 1.0  # the adversary's learning rate is lr times this (a faster adversary)
+    # weight of sum_jk corr(neural mean j, program probability k)^2 over the batch: removes the
+    # programs' factors from every linear read-out of the neural latent (0 = off)
+    decorrelation_weight: float = 0.0
     tau: float = 0.5
     lr: float = 2e-4
     batch_size: int = 32
@@ -76,14 +82,16 @@ class VAESettings:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.final_epochs < 0 or self.capacity_iters < 0:
             raise ValueError("final_epochs and capacity_iters must be >= 0")
-        if self.adversary_lr_scale < 0:
-            raise ValueError(f"adversary_lr_scale must be >= 0; got {self.adversary_lr_scale}")
+        for name in ("adversary_lr_scale", "decorrelation_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
 class LossWeights:
     """The coefficients of one optimiser step's loss
-    ``recon + cont + disc + adversary_weight * adv`` (capacities at the current step).
+    ``recon + cont + disc + adversary_weight * adv`` (capacities at the current step), plus
+    ``VAESettings.decorrelation_weight * decor`` when that is set.
 
     ``cont = beta * KL`` when ``cont_capacity`` is None, else ``gamma_cont * |KL - cont_capacity|``;
     ``disc = gamma_disc * |D_j - disc_capacity|`` for the trainable program ``disc_index``
@@ -193,8 +201,9 @@ class NeurosymbolicTVAE(nn.Module):
         else:
             disc_value = out["mi_disc" if w.disc_term == "mi" else "kl_disc"][w.disc_index]
             disc = _abs_dev(disc_value, w.disc_capacity, w.disc_coef)
-        loss = out["recon"] + cont + disc + w.adversary_weight * out["adv"]
-        terms = {"recon": out["recon"], "kl_cont": out["kl_cont"], "disc": disc_value, "adv": out["adv"]}
+        loss = out["recon"] + cont + disc + w.adversary_weight * out["adv"] + self.cfg.decorrelation_weight * out["decor"]
+        terms = {"recon": out["recon"], "kl_cont": out["kl_cont"], "disc": disc_value, "adv": out["adv"],
+                 "decor": out["decor"]}
         return loss, {k: v.detach() for k, v in terms.items()}
 
     def forward(self, states: torch.Tensor, feats: torch.Tensor, generator: torch.Generator | None = None) -> dict:
@@ -226,10 +235,16 @@ class NeurosymbolicTVAE(nn.Module):
             src = zn if self.cfg.adversary_input == "sample" else mu
             if self.cfg.adversary_input == "standardized":
                 src = standardize_batch(src)
+            elif self.cfg.adversary_input == "whitened":
+                src = (src - src.mean(0).detach()) @ whitening_matrix(src)
             pred = self.adversary(grad_reverse(src))
             probs = torch.sigmoid(logits)
             target = grad_reverse(probs) if self.cfg.adversary_on_programs else probs.detach()
             out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
         else:
             out["adv"] = mu.new_zeros(())
+        if self.n_programs and self.neural_dim:
+            out["decor"] = squared_correlation(mu, torch.sigmoid(logits).detach())
+        else:
+            out["decor"] = mu.new_zeros(())
         return out
