@@ -54,8 +54,9 @@ class VAESettings:
     beta: float = 1.0
     adversary_weight: float = 1.0
     adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
-    # the neural latent the adversary reads: its mean, a sample, or the mean standardised over the
-    # batch (then the encoder cannot hide a factor from the adversary by shrinking its scale)
+    # the neural latent the adversary reads: its mean, a sample, the mean standardised per unit over
+    # the batch, or whitened over the batch (ZCA; the encoder cannot hide a factor from the
+    # adversary by shrinking it, not even along a thin direction across units)
     adversary_input: Literal["mean", "sample", "standardized", "whitened"] = "mean"
     adversary_lr_scale: float = 1.0  # the adversary's learning rate is lr times this (a faster adversary)
     # weight of sum_jk corr(neural mean j, program probability k)^2 over the batch: removes the
