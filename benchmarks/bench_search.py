@@ -21,6 +21,7 @@ from nsprog.data import synthetic_dataset
 from nsprog.dsl import load_dsl
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.search import ProgramSearch, SearchSettings
+from nsprog.utils import set_threads
 
 
 def run(dsl_name: str, label: str, fused: bool, max_depth: int, device: str, splits, **settings) -> ProgramSearch:
@@ -56,7 +57,7 @@ def main() -> None:
     ap.add_argument("--min-batch", type=int, default=8,
                     help="the batched-A* variant's search.min_batch (the deeper searches are also run with it)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # torch and NumPy's BLAS (the GRU kernels' products run in NumPy)
     splits = synthetic_dataset(seed=0)  # paper sizes: 10k / 2k / 2k
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}")
 

@@ -160,6 +160,19 @@ def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
+#: blocks smaller than this run on the batch-inner C kernels (``*_bi``), larger ones on the
+#: row-wise kernels: the row-wise products vectorise over 3 x block rows, well only from 8 units
+#: up, while the batch-inner ones vectorise over the batch (benchmarks/bench_search.py's team
+#: search stacks GRU holes of 4 and 6 units; the encoder's BiGRU has 16)
+BATCH_INNER_BELOW = 8
+
+
+def _kernels(lib, blk: np.ndarray):
+    if int(np.diff(blk).max()) < BATCH_INNER_BELOW:
+        return lib.gru_forward_bi, lib.gru_backward_bi
+    return lib.gru_forward, lib.gru_backward
+
+
 class _NativeGRUFunction(torch.autograd.Function):
     """Both recurrences in C (:mod:`nsprog.native`); input projections and weight gradients
     as BLAS products over all steps at once."""
@@ -179,8 +192,9 @@ class _NativeGRUFunction(torch.autograd.Function):
         hs = np.empty((T + 1, B, H), np.float32)
         hs[0] = _np(h0)
         r, z, n, ghn = (np.empty((T, B, H), np.float32) for _ in range(4))
-        lib.gru_forward(T, B, H, len(blk) - 1, _ptr(blk), _ptr(gi), _ptr(whhT), _ptr(bhn), _ptr(hs), _ptr(r), _ptr(z),
-                        _ptr(n), _ptr(ghn))
+        forward, _ = _kernels(lib, blk)
+        forward(T, B, H, len(blk) - 1, _ptr(blk), _ptr(gi), _ptr(whhT), _ptr(bhn), _ptr(hs), _ptr(r), _ptr(z),
+                _ptr(n), _ptr(ghn))
         ctx.save_for_backward(w_ih)
         ctx.arrays = (Xt, Whh, hs, r, z, n, ghn, blk)
         return torch.from_numpy(np.ascontiguousarray(hs[1:].transpose(1, 0, 2))), torch.from_numpy(hs[T].copy())
@@ -196,8 +210,9 @@ class _NativeGRUFunction(torch.autograd.Function):
         carry = _np(d_hn).copy()
         d_gi = np.empty((T, B, 3 * H), np.float32)
         d_ghn = np.empty((T, B, H), np.float32)
-        lib.gru_backward(T, B, H, len(blk) - 1, _ptr(blk), _ptr(dO), _ptr(Whh), _ptr(hs), _ptr(r), _ptr(z), _ptr(n),
-                         _ptr(ghn), _ptr(carry), _ptr(d_gi), _ptr(d_ghn))
+        _, backward = _kernels(lib, blk)
+        backward(T, B, H, len(blk) - 1, _ptr(blk), _ptr(dO), _ptr(Whh), _ptr(hs), _ptr(r), _ptr(z), _ptr(n),
+                 _ptr(ghn), _ptr(carry), _ptr(d_gi), _ptr(d_ghn))
         d_gh = d_gi.copy()
         d_gh[..., 2 * H :] = d_ghn
         flat_gi, flat_gh = d_gi.reshape(T * B, 3 * H), d_gh.reshape(T * B, 3 * H)

@@ -6,18 +6,21 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from nsprog import native
+from nsprog import gru_kernel, native
 from nsprog.gru_kernel import gru
 
 
-@pytest.fixture(params=["numpy", "native"])
+@pytest.fixture(params=["numpy", "native", "native-batch-inner"])
 def kernel(request, monkeypatch):
-    """Run a test once on the NumPy fallback and once on the compiled C loops."""
+    """Run a test on the NumPy fallback and on both kinds of compiled C loops (row-wise and
+    batch-inner, whichever the block sizes would pick)."""
     if request.param == "numpy":
         monkeypatch.setattr(native, "load", lambda: None)
-    elif native.load() is None:
+        return "numpy"
+    if native.load() is None:
         pytest.skip(f"no native kernel here: {native.native_status()}")
-    return request.param
+    monkeypatch.setattr(gru_kernel, "BATCH_INNER_BELOW", 10**6 if request.param == "native-batch-inner" else 0)
+    return "native"
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
@@ -56,7 +59,7 @@ def test_block_diagonal_gru_equals_separate_grus(kernel):
     """Stacked GRUs (one call, block-diagonal recurrent weights) give each GRU's own outputs and
     gradients; the native kernel reads only the blocks."""
     torch.manual_seed(2)
-    B, T, F, sizes = 4, 7, 3, [2, 5, 3]
+    B, T, F, sizes = 37, 7, 3, [2, 5, 3]  # 37 = two 16-wide batch chunks and a remainder
     refs = [torch.nn.GRU(F, h, batch_first=True) for h in sizes]
     x = torch.randn(B, T, F, requires_grad=True)
     H = sum(sizes)

@@ -62,7 +62,8 @@ def _compile(cc: str) -> Path:
 
 
 def load():
-    """The compiled library (``gru_forward``, ``gru_backward``), or None when unavailable."""
+    """The compiled library (``gru_forward``, ``gru_backward`` and their batch-inner ``_bi``
+    variants), or None when unavailable."""
     if "lib" in _state:
         return _state["lib"]
     lib = None
@@ -73,9 +74,12 @@ def load():
                 raise FileNotFoundError("no C compiler (cc, gcc or clang) on PATH")
             lib = ctypes.CDLL(str(_compile(cc)))
             p, i = ctypes.c_void_p, ctypes.c_int
-            lib.gru_forward.argtypes = [i, i, i, i] + [p] * 9
-            lib.gru_backward.argtypes = [i, i, i, i] + [p] * 11
-            lib.gru_forward.restype = lib.gru_backward.restype = None
+            for name in ("gru_forward", "gru_forward_bi"):
+                getattr(lib, name).argtypes = [i, i, i, i] + [p] * 9
+                getattr(lib, name).restype = None
+            for name in ("gru_backward", "gru_backward_bi"):
+                getattr(lib, name).argtypes = [i, i, i, i] + [p] * 11
+                getattr(lib, name).restype = None
             _state["why"] = f"built with {cc}"
         except (OSError, subprocess.SubprocessError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
