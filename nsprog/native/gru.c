@@ -53,15 +53,21 @@ static inline void backward_gates(int H, const float *restrict d_out, const floa
 }
 
 /* The diagonal blocks of W_hh packed contiguously, block after block, as [k][gate * hq + i]
- * = W_hh[gate * H + lo + i][lo + k]; w is W_hh with element (row, col) at w[col * sk + row * sr]
- * (W_hh^T: sk = 3H, sr = 1; W_hh: sk = 1, sr = H). */
-static float *pack_blocks(int H, int nb, const int *restrict blk, const float *restrict w, size_t sk, size_t sr) {
+ * = W_hh[gate * H + lo + i][lo + k] (rows_first = 0) or as [gate * hq + i][k] (rows_first = 1);
+ * w is W_hh with element (row, col) at w[col * sk + row * sr] (W_hh^T: sk = 3H, sr = 1;
+ * W_hh: sk = 1, sr = H). */
+static float *pack_blocks(int H, int nb, const int *restrict blk, const float *restrict w, size_t sk, size_t sr,
+                          int rows_first) {
     float *packed = (float *)malloc(sizeof(float) * 3 * (size_t)H * H), *p = packed;
     for (int q = 0; q < nb; ++q) {
-        const int lo = blk[q], hi = blk[q + 1];
-        for (int k = lo; k < hi; ++k)
+        const int lo = blk[q], hq = blk[q + 1] - lo;
+        for (int k = 0; k < hq; ++k)
             for (int gate = 0; gate < 3; ++gate)
-                for (int i = lo; i < hi; ++i) *p++ = w[(size_t)k * sk + (size_t)(gate * H + i) * sr];
+                for (int i = 0; i < hq; ++i) {
+                    const size_t at = rows_first ? (size_t)(gate * hq + i) * hq + k : (size_t)k * 3 * hq + gate * hq + i;
+                    p[at] = w[(size_t)(lo + k) * sk + (size_t)(gate * H + lo + i) * sr];
+                }
+        p += 3 * (size_t)hq * hq;
     }
     return packed;
 }
@@ -74,7 +80,7 @@ void gru_forward(int T, int B, int H, int nb, const int *restrict blk, const flo
     /* blocks: each block's recurrent weights packed contiguously, [k][gate * hq + i] */
     float *packed = NULL, *ghq = NULL;
     if (nb > 1) {
-        packed = pack_blocks(H, nb, blk, whhT, G, 1);
+        packed = pack_blocks(H, nb, blk, whhT, G, 1, 0);
         ghq = (float *)malloc(sizeof(float) * G);
     }
     for (int t = 0; t < T; ++t) {
@@ -126,7 +132,7 @@ void gru_backward(int T, int B, int H, int nb, const int *restrict blk, const fl
     /* blocks: each block's recurrent weights packed contiguously and transposed, [j][gate * hq + i] */
     float *packed = NULL, *vq = NULL;
     if (nb > 1) {
-        packed = pack_blocks(H, nb, blk, whh, 1, H);
+        packed = pack_blocks(H, nb, blk, whh, 1, H, 0);
         vq = (float *)malloc(sizeof(float) * G);
     }
     for (int t = T - 1; t >= 0; --t) {
@@ -202,12 +208,6 @@ static void rows_product(int B, int nout, int nin, const float *restrict M, cons
         }
 }
 
-static size_t block_weights_size(int nb, const int *restrict blk) {
-    size_t size = 0;
-    for (int q = 0; q < nb; ++q) size += 3 * (size_t)(blk[q + 1] - blk[q]) * (blk[q + 1] - blk[q]);
-    return size;
-}
-
 /* block-major row R = 3 lo + gate * hq + i of a block [lo, lo + hq) <-> gate-major column gate * H + lo + i */
 static int *block_columns(int H, int nb, const int *restrict blk) {
     int *col = (int *)malloc(sizeof(int) * 3 * (size_t)H), *c = col;
@@ -222,14 +222,7 @@ void gru_forward_bi(int T, int B, int H, int nb, const int *restrict blk, const 
                     float *restrict z, float *restrict n, float *restrict ghn) {
     const int G = 3 * H;
     int *col = block_columns(H, nb, blk);
-    /* per block: M [3 hq][hq], M[gate * hq + i][k] = W_hh[gate * H + lo + i][lo + k] = whhT[(lo + k) * G + gate * H + lo + i] */
-    float *M = (float *)malloc(sizeof(float) * block_weights_size(nb, blk)), *m = M;
-    for (int q = 0; q < nb; ++q) {
-        const int lo = blk[q], hq = blk[q + 1] - lo;
-        for (int gate = 0; gate < 3; ++gate)
-            for (int i = 0; i < hq; ++i)
-                for (int k = 0; k < hq; ++k) *m++ = whhT[(size_t)(lo + k) * G + gate * H + lo + i];
-    }
+    float *M = pack_blocks(H, nb, blk, whhT, G, 1, 1), *m;  /* per block [3 hq][hq]: maps h to gh */
     float *restrict hT = (float *)malloc(sizeof(float) * (size_t)H * B);
     float *restrict ghT = (float *)malloc(sizeof(float) * (size_t)G * B);
     float *restrict gh = (float *)malloc(sizeof(float) * (size_t)G * B);
@@ -267,14 +260,7 @@ void gru_backward_bi(int T, int B, int H, int nb, const int *restrict blk, const
                      float *restrict carry, float *restrict d_gi, float *restrict d_ghn) {
     const int G = 3 * H;
     int *col = block_columns(H, nb, blk);
-    /* per block: M [hq][3 hq], M[j][gate * hq + i] = W_hh[gate * H + lo + i][lo + j] */
-    float *M = (float *)malloc(sizeof(float) * block_weights_size(nb, blk)), *m = M;
-    for (int q = 0; q < nb; ++q) {
-        const int lo = blk[q], hq = blk[q + 1] - lo;
-        for (int j = 0; j < hq; ++j)
-            for (int gate = 0; gate < 3; ++gate)
-                for (int i = 0; i < hq; ++i) *m++ = whh[(size_t)(gate * H + lo + i) * H + lo + j];
-    }
+    float *M = pack_blocks(H, nb, blk, whh, 1, H, 0), *m;  /* per block [hq][3 hq]: maps gate gradients to dh */
     float *restrict vT = (float *)malloc(sizeof(float) * (size_t)G * B);
     float *restrict dhT = (float *)malloc(sizeof(float) * (size_t)H * B);
     for (int t = T - 1; t >= 0; --t) {
