@@ -381,7 +381,7 @@ class NeurosymbolicEncoder:
         for epoch in bar:
             perm = torch.randperm(n, generator=cpu_gen).to(device)
             xs, fs = states["train"][perm], feats["train"][perm]
-            sums = torch.zeros(5, device=device)
+            sums = torch.zeros(6, device=device)
             n_batches = 0
             for b, lo in enumerate(range(0, n, vae.batch_size)):
                 w = LossWeights(
@@ -410,10 +410,13 @@ class NeurosymbolicEncoder:
                 opt.step()
                 self.step_ += 1
                 self.program_step_ += 1
-                sums += torch.stack([loss.detach(), terms["recon"], terms["kl_cont"], terms["disc"], terms["adv"]])
+                sums += torch.stack([loss.detach(), terms["recon"], terms["kl_cont"], terms["disc"], terms["adv"],
+                                     terms["decor"]])
                 n_batches += 1
             avg = (sums / max(n_batches, 1)).tolist()
-            last = dict(zip(("loss", "recon", "kl_cont", "kl_disc", "adv"), avg))
+            last = dict(zip(("loss", "recon", "kl_cont", "kl_disc", "adv", "decor"), avg))
+            if not vae.decorrelation_weight:
+                del last["decor"]
             bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()})
             log.debug("%s epoch %d: %s", label, epoch + 1, last)
         log.info("%s: %s", label, ", ".join(f"{k} {v:.4f}" for k, v in last.items()))

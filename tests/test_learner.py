@@ -136,12 +136,14 @@ def test_a_fast_fit_recovers_a_ground_truth_factor():
     agree = [max(np.mean(bits == data["test"].factors[f]), np.mean(bits != data["test"].factors[f])) for f in ("c_x", "c_y")]
     assert max(agree) >= 0.95, (est.programs_[0].key(), agree)
     assert est.programs_[0].key() in ("MapAverage(FinalXAffine)", "MapAverage(FinalYAffine)")
-    # the program took its factor out of the neural latent, which keeps the other one
+    # the program took (most of) its factor out of the neural latent, which keeps the other one;
+    # without programs the neural latent reads both at 0.92-0.98, and with one program at paper
+    # settings the program's own factor reads at 0.50-0.78 (experiments/README.md section 2)
     from nsprog.commands.fit import linear_readout
 
     z = est.transform(data["test"])
     own, other = ("c_x", "c_y") if agree[0] > agree[1] else ("c_y", "c_x")
-    assert linear_readout(z, data["test"].factors[own]) < 0.65
+    assert linear_readout(z, data["test"].factors[own]) < 0.85
     assert linear_readout(z, data["test"].factors[other]) > 0.8
     # the fitted encoder's program certifies, and its certified windows survive 10,000 perturbations each
     from nsprog.safety.certify import brute_force_check, certify, closest_certified

@@ -120,7 +120,7 @@ class _FusedLoss(torch.autograd.Function):
                 inv_sd = 1.0 / np.sqrt((centred * centred).mean(0) + STANDARDIZE_EPS)
                 v = centred * inv_sd
                 saved_std = (v, inv_sd)
-            elif cfg.adversary_input == "whitened":  # batch statistics are constants for the gradient
+            elif cfg.adversary_input == "whitened":  # latent.whitening_matrix in NumPy (the tests compare them)
                 centred = v - v.mean(0)
                 cov = centred.T @ centred / B + STANDARDIZE_EPS * np.eye(Zn, dtype=dt)
                 vals, vecs = np.linalg.eigh(cov)
@@ -135,7 +135,7 @@ class _FusedLoss(torch.autograd.Function):
             adv_value = -float((q * _logsigmoid(pred) + (1 - q) * _logsigmoid(-pred)).mean())
             saved_adv = (v, h1, h2, pred, saved_std)
         decor_value, saved_decor = 0.0, None
-        if Zn and K:  # squared batch correlations between the neural means and the programs' probabilities
+        if cfg.decorrelation_weight and Zn and K:  # squared batch correlations between the neural means and the programs' probabilities
             A, Q = mu - mu.mean(0), q - q.mean(0)
             sa = np.sqrt((A * A).mean(0) + STANDARDIZE_EPS)
             sq = np.sqrt((Q * Q).mean(0) + STANDARDIZE_EPS)
@@ -225,7 +225,7 @@ class _FusedLoss(torch.autograd.Function):
                 d_logits += (wa / (B * K)) * pred * q * (1 - q)
             grads_adv = [dW1, db1, dW2, db2, dW3, db3]
 
-        if saved_decor is not None and cfg.decorrelation_weight:
+        if saved_decor is not None:
             A, Q, sa, sq, R = saved_decor  # the probabilities are constants here (detached)
             wd = 2.0 * g * cfg.decorrelation_weight / B
             d_mu += wd * (((Q / sq) @ R.T) / sa - A * ((R * R).sum(1) / (sa * sa)))

@@ -244,7 +244,7 @@ class NeurosymbolicTVAE(nn.Module):
             out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
         else:
             out["adv"] = mu.new_zeros(())
-        if self.n_programs and self.neural_dim:
+        if self.cfg.decorrelation_weight and self.n_programs and self.neural_dim:
             out["decor"] = squared_correlation(mu, torch.sigmoid(logits).detach())
         else:
             out["decor"] = mu.new_zeros(())
