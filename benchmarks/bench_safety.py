@@ -29,7 +29,7 @@ from nsprog.safety.config import TrainConfig
 from nsprog.safety.data import generate_data
 from nsprog.safety.train import Stepper, components_per_step, training_boxes
 from nsprog.safety.verify import verify
-from nsprog.utils import seed_everything, set_threads
+from nsprog.utils import limit_threads, seed_everything
 
 
 def steps_per_second(bench, mode: str, cfg: TrainConfig, seconds: float = 3.0, seed: int = 0) -> tuple[float, float, int]:
@@ -64,7 +64,11 @@ def main() -> int:
     ap.add_argument("--full-run", action="store_true", help="also time one default thermostat DSE run (CLI)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
-    set_threads(args.threads)
+    with limit_threads(args.threads):  # torch and BLAS
+        _run(args)
+
+
+def _run(args) -> None:
     out = {"threads": torch.get_num_threads(), "torch": torch.__version__, "steps": [], "verifier": []}
     default = TrainConfig()
     ref = TrainConfig(components=1, paths=30, components_per_step=0, baseline="none")

@@ -21,7 +21,7 @@ from nsprog.data import synthetic_dataset
 from nsprog.dsl import load_dsl
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.search import ProgramSearch, SearchSettings
-from nsprog.utils import set_threads
+from nsprog.utils import limit_threads
 
 
 def run(dsl_name: str, label: str, fused: bool, max_depth: int, device: str, splits, **settings) -> ProgramSearch:
@@ -57,7 +57,11 @@ def main() -> None:
     ap.add_argument("--min-batch", type=int, default=8,
                     help="the batched-A* variant's search.min_batch (the deeper searches are also run with it)")
     args = ap.parse_args()
-    set_threads(args.threads)  # torch and NumPy's BLAS (the GRU kernels' products run in NumPy)
+    with limit_threads(args.threads):  # torch and BLAS
+        _run(args)
+
+
+def _run(args) -> None:
     splits = synthetic_dataset(seed=0)  # paper sizes: 10k / 2k / 2k
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}")
 

@@ -45,16 +45,17 @@ def run_one(config: str, reject: bool, seed: int, out: Path) -> Path:
 def rescore(folder: Path) -> None:
     """Recompute a finished run's test scores with the current scoring code (the fitted model and
     its regenerated test split are unchanged; fit time and round history are kept)."""
-    from nsprog.commands.fit import FitRunConfig, score
     from nsprog.config import load_config
     from nsprog.data.sources import load_splits
-    from nsprog.learner import NeurosymbolicEncoder
+    from nsprog.encoder import NeurosymbolicEncoder
+    from nsprog.evaluation import score_encoder
+    from nsprog.fit_run import FitRunConfig
     from nsprog.utils import write_json_atomic
 
     cfg = load_config(FitRunConfig, folder / "config.yaml", [])
     test = load_splits(cfg.data, cfg.seed)["test"]
     old = json.loads((folder / "metrics.json").read_text())
-    new = score(NeurosymbolicEncoder.load(folder), test, cfg.eval)
+    new = score_encoder(NeurosymbolicEncoder.load(folder), test, cfg.eval)
     write_json_atomic(folder / "metrics.json", {**old, **new})
 
 

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from nsprog.settings import ConfigError, describe_type, literal_problem
+
 __all__ = [
     "ConfigError",
     "from_dict",
@@ -28,17 +30,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config is invalid; ``problems`` lists every issue found."""
-
-    def __init__(self, problems: list[str], source: str | None = None):
-        self.problems = list(problems)
-        self.source = source
-        where = f" in {source}" if source else ""
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid config{where} ({len(self.problems)} problem(s)):\n{lines}")
 
 
 def _type_name(tp: Any) -> str:
@@ -62,7 +53,7 @@ def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
-            problems.append(f"{key}: expected one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+            problems.append(literal_problem(key, allowed, value))
         return value
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -163,6 +154,9 @@ def _from_dict(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
             return None  # type: ignore[return-value]
     try:
         obj = cls(**kwargs)
+    except ConfigError as exc:  # the class's own checks (nsprog.settings), re-keyed by section
+        problems.extend(f"{prefix}.{p}" if prefix else p for p in exc.problems)
+        return None  # type: ignore[return-value]
     except (TypeError, ValueError) as exc:
         problems.append(f"{prefix or cls.__name__}: {exc}")
         return None  # type: ignore[return-value]
@@ -248,9 +242,15 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Load ``cls`` from a YAML file (or defaults when ``path`` is None) plus dotted overrides."""
-    data = load_yaml(path) if path is not None else {}
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                base: list[str] | None = None) -> T:
+    """Load ``cls`` from a YAML file (or defaults when ``path`` is None) plus dotted overrides.
+
+    ``base`` overrides (a preset's values) apply first: the file's values and then
+    ``overrides`` win over them."""
+    data = apply_overrides({}, base) if base else {}
+    if path is not None:
+        data = _deep_merge(data, load_yaml(path))
     data = apply_overrides(data, overrides)
     return from_dict(cls, data, str(path) if path is not None else "defaults")
 

@@ -61,7 +61,7 @@ class ProgramSet:
 
     def describe(self, name: str) -> dict:
         prog = self.programs[name]
-        sc = self.pipeline.scaler_
+        sc = getattr(self.pipeline, "scaler_", None)
         binary = prog.sig.out.dim == 1
         return {
             "text": pretty_binary(prog) if binary else pretty(prog),

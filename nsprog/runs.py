@@ -11,7 +11,7 @@ import logging
 import platform
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,31 @@ import torch
 
 from nsprog._version import __version__
 from nsprog.config import dump_config
+from nsprog.data.sources import DataConfig
+from nsprog.settings import Settings, param
 from nsprog.utils import atomic_write, write_json_atomic
 
-__all__ = ["Run", "start_run", "logger"]
+__all__ = ["Run", "RunBase", "start_run", "attach_log", "logger"]
 
 logger = logging.getLogger("nsprog")
+
+
+@dataclass
+class RunBase(Settings):
+    """Fields every run config has: name, seed, device, threads, data and DSL."""
+
+    name: str = "run"
+    seed: int = param(0, ge=0)
+    device: str = "cpu"  # auto, cpu, cuda[:N] or mps
+    threads: int = param(1, ge=0)  # torch and BLAS threads (0: leave the machine's setting)
+    data: DataConfig = field(default_factory=DataConfig)
+    dsl: str = "synthetic"
+
+    def _extra_checks(self) -> list[str]:
+        dev = self.device.split(":")[0]
+        if dev not in ("auto", "cpu", "cuda", "mps"):
+            return [f"device: expected auto, cpu, cuda, cuda:N or mps; got {self.device!r}"]
+        return []
 
 
 @dataclass
@@ -110,10 +130,18 @@ def start_run(
     info.update(extra or {})
     write_json_atomic(path / "run.json", info)
 
-    handler = logging.FileHandler(path / "log.txt", encoding="utf-8")
+    handler = attach_log(path)
+    logger.info("run folder %s (seed %d, nsprog %s)", path, seed, __version__)
+    return Run(path=path, name=name, seed=int(seed), _handler=handler)
+
+
+def attach_log(folder: str | Path) -> logging.Handler:
+    """Append the ``nsprog`` logger's INFO records to ``folder/log.txt``; detach with
+    :meth:`Run.close`."""
+    handler = logging.FileHandler(Path(folder) / "log.txt", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
-    logger.info("run folder %s (seed %d, nsprog %s)", path, seed, __version__)
-    return Run(path=path, name=name, seed=int(seed), _handler=handler)
+    return handler

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ import torch
 __all__ = [
     "seed_everything",
     "resolve_device",
-    "set_threads",
+    "limit_threads",
     "atomic_write",
     "write_json_atomic",
     "torch_save_atomic",
@@ -53,28 +54,50 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def set_threads(n: int | None) -> int:
-    """Set torch's intra-op thread count and NumPy's BLAS thread count (None or 0 keeps the
-    current values).
+@contextlib.contextmanager
+def limit_threads(n: int | None) -> Iterator[int]:
+    """Run the body with ``n`` torch intra-op threads and ``n`` BLAS / OpenMP threads, and
+    restore the previous counts afterwards (None or 0 changes nothing).
 
-    The models here are tiny, so one thread is usually fastest and two threads on a busy
-    2-core machine can be 100x slower (oversubscription); the count is an explicit option.
-    The BLAS limit matters for :mod:`nsprog.gru_kernel`, whose backward pass runs in NumPy.
+    The models here are tiny, so one thread is usually fastest, and two threads on a busy
+    2-core machine can be many times slower (oversubscription). Nothing outside the body is
+    affected: the caller's own thread settings come back when it ends.
     """
-    if n:
-        if n < 0:
-            raise ValueError(f"threads must be >= 0, got {n}")
-        torch.set_num_threads(int(n))
-        from threadpoolctl import threadpool_limits
+    if not n:
+        yield torch.get_num_threads()
+        return
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"threads must be a positive integer or None; got {n!r}")
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(int(n), user_api="blas")
-    return torch.get_num_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        with threadpool_limits(int(n)):
+            yield int(n)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file (0o666 minus the umask)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no portable read-only query elsewhere; restored at once
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
 
-    A crash mid-write leaves the previous file intact instead of a truncated one.
+    A crash mid-write leaves the previous file intact instead of a truncated one, no
+    temporary file outlives a failed write, and the file gets the permissions a plain
+    ``open()`` would give it (not the temporary file's owner-only mode).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,10 +106,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            if tmp_path.exists():
+                tmp_path.unlink()
     return path
 
 

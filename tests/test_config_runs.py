@@ -77,7 +77,7 @@ def test_seed_and_device():
 def test_a_partial_section_keeps_the_section_defaults_of_its_config():
     """Overriding one key of a section whose default is customised (``nsprog fit --quick`` sets
     vae.epochs) must keep that section's other defaults, not fall back to the bare dataclass's."""
-    from nsprog.commands.fit import FitRunConfig
+    from nsprog.fit_run import FitRunConfig
 
     full = load_config(FitRunConfig, None, [])
     partial = load_config(FitRunConfig, None, ["vae.epochs=3", "search.max_depth=3"])

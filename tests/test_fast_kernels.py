@@ -1,26 +1,27 @@
-"""The GRU with a hand-written backward pass (NumPy loops, or C loops where a compiler is
-available) gives exactly what PyTorch's own GRU gives."""
+"""The GRU paths (native C loops where a compiler is available, torch.nn.GRU otherwise) give
+exactly what PyTorch's own GRU gives; the fallback warns once and says how to get the fast path."""
 
-from contextlib import nullcontext
+import logging
 
 import pytest
 import torch
 
 from nsprog import gru_kernel, native
-from nsprog.gru_kernel import gru
+from nsprog.gru_kernel import gru, native_active, native_kernels
 
 
-@pytest.fixture(params=["numpy", "native", "native-batch-inner"])
+@pytest.fixture(params=["plain", "native", "native-batch-inner"])
 def kernel(request, monkeypatch):
-    """Run a test on the NumPy fallback and on both kinds of compiled C loops (row-wise and
+    """Run a test on the plain path and on both kinds of compiled C loops (row-wise and
     batch-inner, whichever the block sizes would pick)."""
-    if request.param == "numpy":
-        monkeypatch.setattr(native, "load", lambda: None)
-        return "numpy"
+    if request.param == "plain":
+        with native_kernels(False):
+            yield "plain"
+        return
     if native.load() is None:
         pytest.skip(f"no native kernel here: {native.native_status()}")
     monkeypatch.setattr(gru_kernel, "BATCH_INNER_BELOW", 10**6 if request.param == "native-batch-inner" else 0)
-    return "native"
+    yield "native"
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
@@ -82,7 +83,7 @@ def test_block_diagonal_gru_equals_separate_grus(kernel):
         g_x_ref += gx
         assert torch.allclose(g_hh[r][:, o:o + h], gw, atol=2e-5)
     assert torch.allclose(g_x, g_x_ref, atol=2e-5)
-    with pytest.raises(ValueError, match="sum to") if kernel == "native" else nullcontext():
+    with pytest.raises(ValueError, match="sum to"):
         gru(x, None, *stacked, blocks=[2, 5])
 
 
@@ -99,24 +100,75 @@ def test_native_kernel_builds_into_the_cache_or_reports_why(tmp_path, monkeypatc
     assert native.load() is None and "disabled" in native.native_status()
 
 
-def test_lean_adam_equals_torch_adam_with_groups_and_missing_gradients():
-    from nsprog.optim import LeanAdam
+def test_bigru_equals_torch_bidirectional_gru(kernel):
+    from nsprog.models.tvae import BiGRU
 
-    torch.manual_seed(2)
-    make = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-    a, b = make(), make()
-    b.load_state_dict(a.state_dict())
-    for m in (a, b):
-        m[0].bias.requires_grad_(False)  # frozen parameters are left alone
-    opt_a = torch.optim.Adam([{"params": [a[0].weight], "lr": 1e-2}, {"params": list(a[2].parameters()), "lr": 3e-2}])
-    opt_b = LeanAdam([([b[0].weight, b[0].bias], 1e-2), (list(b[2].parameters()), 3e-2)])
-    x = torch.randn(16, 4)
-    for i in range(6):
-        for model, opt in ((a, opt_a), (b, opt_b)):
-            opt.zero_grad()
-            # in odd steps the last layer gets no gradient: Adam skips it, its step count too
-            loss = model(x).pow(2).mean() if i % 2 == 0 else model[0](x).pow(2).mean()
-            loss.backward()
-            opt.step()
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
-        assert torch.allclose(pa, pb, atol=1e-6), name
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(6, 5, batch_first=True, bidirectional=True)
+    ours = BiGRU(6, 5)
+    ours.load_from_gru(ref)
+    x = torch.randn(3, 11, 6, requires_grad=True)
+    out, expected = ours(x), ref(x)[0]
+    torch.testing.assert_close(out, expected, atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(ours(x, aligned=False).mean(1), expected.mean(1), atol=2e-5, rtol=1e-5)
+    g = torch.autograd.grad(out.pow(2).sum(), [x, ours.weight_hh])
+    g_ref = torch.autograd.grad(expected.pow(2).sum(), [x, ref.weight_hh_l0_reverse])
+    torch.testing.assert_close(g[0], g_ref[0], atol=5e-5, rtol=1e-4)
+    rows = ours._rows(1)
+    torch.testing.assert_close(g[1][rows][:, 5:], g_ref[1], atol=5e-5, rtol=1e-4)
+    # the blocks stay blocks: no gradient reaches the zeros outside them
+    mask = torch.zeros_like(ours.weight_hh)
+    for d in range(2):
+        mask[ours._rows(d), d * 5 : (d + 1) * 5] = 1
+    assert g[1][mask == 0].abs().max() == 0
+    g_ih = torch.autograd.grad(ours(x).sum(), ours.weight_ih)[0]
+    mask_ih = torch.zeros_like(ours.weight_ih)
+    for d in range(2):
+        mask_ih[ours._rows(d), d * 6 : (d + 1) * 6] = 1
+    assert g_ih[mask_ih == 0].abs().max() == 0
+
+
+def test_without_a_compiler_the_plain_path_runs_and_warns_once_how_to_enable_the_fast_one(monkeypatch, caplog):
+    monkeypatch.setattr(native, "load", lambda: None)
+    monkeypatch.setattr(gru_kernel, "_warned", [])
+    x = torch.randn(2, 4, 3)
+    with caplog.at_level(logging.WARNING, logger="nsprog"):
+        assert not native_active(x) and not native_active(x)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "install a C compiler" in warnings[0]
+    ref = torch.nn.GRU(3, 4, batch_first=True)
+    out, _ = gru(x, None, ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0)
+    torch.testing.assert_close(out, ref(x)[0])
+
+
+def test_native_kernels_switch_is_scoped():
+    x = torch.randn(2, 4, 3)
+    before = native_active(x)
+    with native_kernels(False):
+        assert not native_active(x)
+    assert native_active(x) == before
+
+
+def test_make_adam_falls_back_to_the_multi_tensor_step_where_fused_is_unsupported(monkeypatch):
+    from nsprog.optim import make_adam
+
+    real = torch.optim.Adam
+    calls = []
+
+    def no_fused(params, **kw):
+        calls.append(kw)
+        if kw.get("fused"):
+            raise RuntimeError("fused=True is not supported here")
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = make_adam([w], 0.1)
+    assert calls[0]["fused"] and calls[1]["foreach"] and not opt.defaults.get("fused")
+    monkeypatch.setattr(torch.optim, "Adam", real)
+    w2 = torch.nn.Parameter(torch.ones(3))
+    ref = make_adam([w2], 0.1)
+    for p, o in ((w, opt), (w2, ref)):
+        p.grad = torch.tensor([1.0, -2.0, 0.5])
+        o.step()
+    torch.testing.assert_close(w, w2)  # both steps compute the same update

@@ -12,7 +12,7 @@ import pytest
 from nsprog.data.loaders import FORMATS, FormatError, detect_format, list_formats, load_recording, load_recordings
 from nsprog.data.loaders.arrays import save_arrays
 from nsprog.data.loaders.dlc import safe_unpickle
-from nsprog.data.missing import repair_missing
+from nsprog.data import repair_missing
 from nsprog.data.recording import Recording
 
 # ============================================================================ shared real data

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nsprog.metrics import ari, cluster_metrics, nmi, purity, rand_index
+from nsprog.evaluation import ari, cluster_metrics, nmi, purity, rand_index
 
 
 def test_purity_of_known_contingency_table():
@@ -43,7 +43,7 @@ def test_cluster_metrics_reports_all_four_and_checks_lengths():
 
 
 def test_linear_readout_is_scale_free_and_chance_without_information():
-    from nsprog.commands.fit import linear_readout
+    from nsprog.evaluation import linear_readout
 
     rng = np.random.default_rng(0)
     factor = rng.integers(0, 2, 600)
@@ -55,7 +55,7 @@ def test_linear_readout_is_scale_free_and_chance_without_information():
 
 
 def test_knn_readout_finds_a_factor_stored_in_strands_that_a_linear_readout_misses():
-    from nsprog.commands.fit import knn_readout, linear_readout
+    from nsprog.evaluation import knn_readout, linear_readout
 
     rng = np.random.default_rng(1)
     factor = rng.integers(0, 2, 800)

@@ -7,7 +7,8 @@ import pytest
 
 from nsprog.data import split_by_time
 from nsprog.data.annotations import bouts_to_frames, load_annotations
-from nsprog.data.missing import interpolate_gaps, mark_missing, repair_missing
+from nsprog.data import repair_missing
+from nsprog.data.missing import interpolate_gaps, mark_missing
 from nsprog.data.recording import NoWindowsError, Recording, RecordingError, recordings_to_trajectories
 
 

@@ -14,7 +14,6 @@ from nsprog.programs import ProgramSet
 from nsprog.search import (
     CandidateEvaluator,
     NoProgramError,
-    NotFittedError,
     ProgramGraph,
     ProgramSearch,
     SearchSettings,
@@ -24,6 +23,7 @@ from nsprog.search import (
     train_candidates,
 )
 from nsprog.search.training import weighted_f1
+from nsprog.base import NotFittedError
 
 DSL_ = load_dsl("synthetic")
 LA = Sig(Type("list", 4), Type("atom", 1))
@@ -157,7 +157,7 @@ def test_search_errors(features):
         ProgramSearch(DSL_).fit(xtr[..., :3], d["train"].labels, xva[..., :3], d["val"].labels)
     with pytest.raises(NotFittedError, match="not fitted yet"):
         ProgramSearch(DSL_).predict(xtr)
-    with pytest.raises(ValueError, match="strategy must be one of greedy, astar, ids_bb, mc"):
+    with pytest.raises(ValueError, match="strategy: expected one of 'greedy', 'astar', 'ids_bb', 'mc'; got 'beam'"):
         SearchSettings(strategy="beam")
 
 

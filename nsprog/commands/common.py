@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from dataclasses import dataclass, field
 
-from nsprog.data.sources import DataConfig
-
-
-@dataclass
-class RunBase:
-    """Fields every run config has: name, seed, device, threads, data and DSL."""
-
-    name: str = "run"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
-    dsl: str = "synthetic"
+from nsprog.runs import RunBase  # noqa: F401 - re-exported for the command modules
 
 
 def build_command_parser(prog: str, description: str, version: str, commands: dict[str, str]) -> argparse.ArgumentParser:

@@ -178,10 +178,15 @@ def _add_convert(dsub) -> None:
 
 
 def _convert(args) -> int:
-    from nsprog.data.convert import WindowOptions, load_windows, split_windows
-    from nsprog.utils import set_threads
+    from nsprog.utils import limit_threads
 
-    set_threads(args.threads)
+    with limit_threads(args.threads):
+        return _convert_body(args)
+
+
+def _convert_body(args) -> int:
+    from nsprog.data.convert import WindowOptions, load_windows, split_windows
+
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; choose another --out or pass --force to overwrite it")

@@ -66,7 +66,6 @@ def _run(args) -> int:
     from nsprog.safety.benchmarks import get_benchmark
     from nsprog.safety.data import generate_data
     from nsprog.safety.run import run_safety
-    from nsprog.utils import set_threads
 
     over = cli_overrides(args)
     for opt, key in (("benchmark", "benchmark"), ("mode", "mode"), ("train_size", "train_size"),
@@ -80,7 +79,6 @@ def _run(args) -> int:
     if args.epochs is not None and args.steps is not None:
         raise ValueError("give either --steps or --epochs, not both")
     cfg = load_config(SafetyRunConfig, args.config, over)
-    set_threads(cfg.threads)
     if args.epochs is not None:
         if args.epochs <= 0:
             raise ValueError(f"--epochs must be > 0; got {args.epochs}")
@@ -119,12 +117,12 @@ def _table(args) -> int:
 def _verify(args) -> int:
     from nsprog.safety.run import load_params
     from nsprog.safety.verify import verify
-    from nsprog.utils import set_threads
+    from nsprog.utils import limit_threads
 
-    set_threads(args.threads)
     bench, modules, obj = load_params(args.run_dir)
     n = args.verifier_components or bench.defaults["verifier_components"]
-    res = verify(bench, modules, n)
+    with limit_threads(args.threads):
+        res = verify(bench, modules, n)
     print(json.dumps({"benchmark": bench.name, "mode": obj.get("mode"), **res.summary()}, indent=2))
     return 0
 

@@ -16,7 +16,7 @@ from nsprog.features.pipeline import FeaturePipeline
 from nsprog.programs import ProgramSet
 from nsprog.runs import start_run
 from nsprog.search.synthesis import ProgramSearch, SearchSettings
-from nsprog.utils import resolve_device, seed_everything, set_threads
+from nsprog.utils import limit_threads, resolve_device
 
 log = logging.getLogger("nsprog")
 
@@ -47,8 +47,11 @@ def run(args) -> int:
 
 
 def run_search(cfg: SearchRunConfig, out=None, force: bool = False, quiet: bool = False) -> int:
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    with limit_threads(cfg.threads):
+        return _run_search(cfg, out, force, quiet)
+
+
+def _run_search(cfg: SearchRunConfig, out, force: bool, quiet: bool) -> int:
     device = resolve_device(cfg.device)
     dsl = load_dsl(cfg.dsl)
     splits = load_splits(cfg.data, cfg.seed)
@@ -65,7 +68,7 @@ def run_search(cfg: SearchRunConfig, out=None, force: bool = False, quiet: bool 
             y = {k: splits[k].label_column(col) for k in ("train", "val", "test")}
             log.info("searching a program for %r (%d train / %d val windows, strategy %s)",
                      col, len(y["train"]), len(y["val"]), cfg.search.strategy)
-            est = ProgramSearch(dsl, cfg.search, seed=cfg.seed, device=str(device), progress=not quiet)
+            est = ProgramSearch(dsl, cfg.search, seed=cfg.seed, device=str(device), progress=not quiet, threads=None)
             est.fit(x["train"], y["train"], x["val"], y["val"])
             pred = est.predict(x["test"])
             metrics[col] = {

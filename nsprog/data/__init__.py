@@ -5,8 +5,8 @@ from nsprog.data.annotations import bouts_to_frames, load_annotations
 from nsprog.data.convert import WindowOptions, load_windows, split_windows
 from nsprog.data.io import DatasetFileError, export_npz, load_dataset, save_dataset
 from nsprog.data.loaders import FORMATS, FormatError, detect_format, list_formats, load_recording, load_recordings
-from nsprog.data.missing import RepairReport, interpolate_gaps, repair_missing
-from nsprog.data.recording import NoWindowsError, Recording, RecordingError, recordings_to_trajectories
+from nsprog.data.missing import RepairReport, interpolate_gaps, repair_arrays
+from nsprog.data.recording import NoWindowsError, Recording, RecordingError, recordings_to_trajectories, repair_missing
 from nsprog.data.teams import FIELD_PRESETS, FieldSpec, get_field, recordings_to_team_windows, team_windows
 from nsprog.data.normalize import Normalizer
 from nsprog.data.splits import split_by_group, split_by_time, split_random
@@ -28,6 +28,7 @@ __all__ = [
     "load_annotations",
     "bouts_to_frames",
     "repair_missing",
+    "repair_arrays",
     "interpolate_gaps",
     "RepairReport",
     "FieldSpec",

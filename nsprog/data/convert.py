@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from nsprog.data.loaders import FORMATS, load_recordings
 from nsprog.data.recording import Recording, recordings_to_trajectories
 from nsprog.data.splits import split_by_group, split_by_time
 from nsprog.data.teams import get_field, recordings_to_team_windows
 from nsprog.data.trajectories import Trajectories
+from nsprog.settings import Settings, param
 
 __all__ = ["WindowOptions", "load_windows", "recordings_to_windows", "split_windows", "parse_fractions", "suggest_domain"]
 
@@ -29,53 +30,41 @@ LAYOUTS = ("auto", "pose", "team")
 
 
 @dataclass
-class WindowOptions:
+class WindowOptions(Settings):
     """How recordings become windows (every field has the CLI option of the same name)."""
 
-    window: int | None = None
+    window: int | None = param(None, ge=2)
     """window length in frames (or give window_seconds)"""
-    window_seconds: float | None = None
-    stride: int = 1
-    reduce: str = "centre"
+    window_seconds: float | None = param(None, gt=0)
+    stride: int = param(1, ge=1)
+    reduce: Literal["centre", "majority", "last"] = "centre"
     """per-frame labels -> window label: centre, majority or last"""
-    layout: str = "auto"
+    layout: Literal["auto", "pose", "team"] = "auto"
     """pose (keypoints), team (offense/defense groups) or auto (team for SportVU formats)"""
     # pose windows
     individuals: list | None = None
     keypoints: list | None = None
     min_confidence: float | None = None
     zero_as_missing: bool = True
-    max_gap: int = 5
+    max_gap: int = param(5, ge=0)
     labels_from_flags: list[str] | None = None
     # team windows
     field: str = "basketball"
-    field_length: float | None = None
-    field_width: float | None = None
+    field_length: float | None = param(None, gt=0)
+    field_width: float | None = param(None, gt=0)
     target: tuple[float, float] | None = None
-    players_per_team: int | None = None
-    slots: int | None = None
-    min_players: int | None = None
+    players_per_team: int | None = param(None, ge=1)
+    slots: int | None = param(None, ge=1)
+    min_players: int | None = param(None, ge=0)
     teams: list[str] | None = None
-    orientation: str = "auto"
-    flip: str = "rotate"
-    mixed_possession: str = "drop"
+    orientation: Literal["auto", "column", "period", "window", "none"] = "auto"
+    flip: Literal["rotate", "mirror"] = "rotate"
+    mixed_possession: Literal["drop", "majority"] = "drop"
 
-    def __post_init__(self) -> None:
-        problems = []
-        if self.layout not in LAYOUTS:
-            problems.append(f"layout must be one of {', '.join(LAYOUTS)}; got {self.layout!r}")
+    def _extra_checks(self) -> list[str]:
         if (self.window is None) == (self.window_seconds is None):
-            problems.append("give exactly one of window (frames) or window_seconds")
-        if self.window is not None and self.window < 2:
-            problems.append(f"window must be >= 2 frames; got {self.window}")
-        if self.window_seconds is not None and not self.window_seconds > 0:
-            problems.append(f"window_seconds must be > 0; got {self.window_seconds}")
-        if self.stride < 1:
-            problems.append(f"stride must be >= 1; got {self.stride}")
-        if self.max_gap < 0:
-            problems.append(f"max_gap must be >= 0; got {self.max_gap}")
-        if problems:
-            raise ValueError("invalid window options: " + "; ".join(problems))
+            return ["window: give exactly one of window (frames) or window_seconds"]
+        return []
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

@@ -8,25 +8,24 @@ reaches a model silently:
 2. :func:`interpolate_gaps` fills interior gaps of at most ``max_gap`` frames linearly,
    vectorised over all series at once (no loop over frames). Gaps at the start or end of a
    recording have only one anchor and are never filled.
-3. :func:`repair_missing` runs both on a :class:`~nsprog.data.recording.Recording` and
-   returns a copy whose ``valid`` mask is False on every frame that still misses a value;
-   windows containing such frames are dropped when windows are cut
-   (``cut_windows(valid_frames=...)``). Counts are logged to the ``nsprog`` logger and
-   returned in a :class:`RepairReport`.
+3. :func:`repair_arrays` runs both on a recording's arrays and returns the filled positions
+   and a ``valid`` mask that is False on every frame that still misses a value; windows
+   containing such frames are dropped when windows are cut. Counts are logged to the
+   ``nsprog`` logger and returned in a :class:`RepairReport`.
+   (:func:`nsprog.data.recording.repair_missing` applies it to a ``Recording``.)
+
+Arrays in, arrays out: this module knows nothing of the recording type.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from nsprog.data.recording import Recording
-
-__all__ = ["RepairReport", "mark_missing", "interpolate_gaps", "repair_missing"]
+__all__ = ["RepairReport", "mark_missing", "interpolate_gaps", "repair_arrays"]
 
 log = logging.getLogger("nsprog")
 
@@ -115,18 +114,24 @@ def interpolate_gaps(values: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.n
     return out.reshape(shape), filled_mask.reshape(shape)
 
 
-def repair_missing(
-    rec: "Recording",
+def repair_arrays(
+    position: np.ndarray,
+    confidence: np.ndarray | None,
+    valid: np.ndarray,
+    individual_names: Sequence[str],
+    keypoint_names: Sequence[str],
+    source: str = "",
     min_confidence: float | None = None,
     zero_as_missing: bool = True,
     max_gap: int = 5,
     log_level: int = logging.INFO,
-) -> tuple["Recording", RepairReport]:
-    """Mark, interpolate and flag missing keypoints of a whole recording.
+) -> tuple[np.ndarray, np.ndarray, RepairReport]:
+    """Mark, interpolate and flag missing keypoints of one recording's arrays.
 
     Parameters
     ----------
-    rec : Recording
+    position : array ``[T, I, K, 2]``; confidence : ``[T, I, K]`` or None; valid : ``[T]`` bool
+    individual_names, keypoint_names : names for the report
     min_confidence : float, optional
         Keypoints with confidence strictly below this become NaN (None: no threshold).
     zero_as_missing : bool, default True
@@ -136,28 +141,28 @@ def repair_missing(
 
     Returns
     -------
-    (Recording, RepairReport)
-        The repaired copy has ``valid[t] = False`` for every frame that still misses a
-        keypoint (or was invalid before).
+    (filled position, valid, RepairReport)
+        ``valid[t]`` is False for every frame that still misses a keypoint (or was invalid before).
     """
-    pos, n_low, n_zero = mark_missing(rec.position, rec.confidence, min_confidence, zero_as_missing)
+    n_frames = position.shape[0]
+    pos, n_low, n_zero = mark_missing(position, confidence, min_confidence, zero_as_missing)
     # interpolate x and y together: a keypoint is either present (both finite) or not
     pos[~np.isfinite(pos).all(axis=-1)] = np.nan
     filled, was_filled = interpolate_gaps(pos, max_gap)
     n_values = int(was_filled[..., 0].sum())
-    frames_repaired = int(was_filled.reshape(rec.n_frames, -1).any(axis=1).sum())
+    frames_repaired = int(was_filled.reshape(n_frames, -1).any(axis=1).sum())
     still_missing = ~np.isfinite(filled).all(axis=-1)  # [T, I, K]
-    valid = rec.valid & ~still_missing.reshape(rec.n_frames, -1).any(axis=1)
+    valid = np.asarray(valid, bool) & ~still_missing.reshape(n_frames, -1).any(axis=1)
     frac = still_missing.mean(axis=0)  # [I, K]
     order = np.argsort(-frac, axis=None)[:5]
     worst = [
-        (rec.individual_names[i], rec.keypoint_names[k], round(float(frac[i, k]), 4))
+        (individual_names[i], keypoint_names[k], round(float(frac[i, k]), 4))
         for i, k in zip(*np.unravel_index(order, frac.shape))
         if frac[i, k] > 0
     ]
     report = RepairReport(
-        source=rec.source,
-        n_frames=rec.n_frames,
+        source=source,
+        n_frames=n_frames,
         low_confidence=n_low,
         zero=n_zero,
         values_interpolated=n_values,
@@ -171,7 +176,6 @@ def repair_missing(
         log_level,
         "%s: %d keypoints missing by %s, %d at (0, 0); interpolated %d keypoints in %d frames "
         "(gaps <= %d frames); %d of %d frames still miss a keypoint",
-        rec.source or rec.name, n_low, thr, n_zero, n_values, frames_repaired, max_gap,
-        report.frames_invalid, rec.n_frames,
+        source, n_low, thr, n_zero, n_values, frames_repaired, max_gap, report.frames_invalid, n_frames,
     )
-    return replace(rec, position=filled, valid=valid), report
+    return filled, valid, report

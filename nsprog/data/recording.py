@@ -11,7 +11,7 @@ Build one with :meth:`Recording.from_arrays`; it validates every field, reports 
 problems at once in one :class:`RecordingError` and coerces harmless input (a lone name
 becomes a one-item list, an fps <= 0 becomes ``None`` with a warning). Windows are cut
 with :meth:`Recording.to_trajectories`, which repairs missing keypoints first
-(:func:`nsprog.data.missing.repair_missing`).
+(:func:`repair_missing`).
 
 Special ``frame_data`` columns understood here:
 
@@ -35,11 +35,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nsprog.data.missing import repair_missing
+from nsprog.data.missing import RepairReport, repair_arrays
 from nsprog.data.trajectories import Trajectories
 from nsprog.data.windows import REDUCTIONS, cut_windows, window_starts
 
-__all__ = ["Recording", "RecordingError", "NoWindowsError", "recordings_to_trajectories"]
+__all__ = ["Recording", "RecordingError", "NoWindowsError", "recordings_to_trajectories", "repair_missing"]
 
 log = logging.getLogger("nsprog")
 
@@ -415,7 +415,7 @@ class Recording:
     ) -> Trajectories:
         """Cut windows of ``length`` frames every ``stride`` frames into :class:`Trajectories`.
 
-        Missing keypoints are repaired first (:func:`~nsprog.data.missing.repair_missing`
+        Missing keypoints are repaired first (:func:`repair_missing`
         with ``min_confidence``, ``zero_as_missing`` and ``max_gap``); windows containing a
         frame that still misses a keypoint, an invalid frame, or a ``segment`` change are
         dropped, and the count is logged. States are the flattened keypoints
@@ -537,3 +537,19 @@ def recordings_to_trajectories(recordings: Iterable[Recording], length: int, **k
     meta.pop("repair", None)
     meta.pop("recording", None)
     return replace(out, metadata=meta)
+
+
+def repair_missing(
+    rec: Recording,
+    min_confidence: float | None = None,
+    zero_as_missing: bool = True,
+    max_gap: int = 5,
+    log_level: int = logging.INFO,
+) -> tuple[Recording, RepairReport]:
+    """Mark, interpolate and flag the missing keypoints of a recording
+    (:func:`nsprog.data.missing.repair_arrays`); returns the repaired copy, whose ``valid``
+    mask is False on every frame that still misses a keypoint, and the report."""
+    filled, valid, report = repair_arrays(rec.position, rec.confidence, rec.valid, rec.individual_names,
+                                          rec.keypoint_names, rec.source or rec.name, min_confidence,
+                                          zero_as_missing, max_gap, log_level)
+    return replace(rec, position=filled, valid=valid), report

@@ -12,22 +12,29 @@ from nsprog.data.io import load_dataset
 from nsprog.data.splits import split_by_group, split_by_time, split_random
 from nsprog.data.synthetic import synthetic_dataset
 from nsprog.data.trajectories import Trajectories
+from nsprog.settings import Settings, param
 
 __all__ = ["SplitConfig", "DataConfig", "load_splits"]
 
 
 @dataclass
-class SplitConfig:
+class SplitConfig(Settings):
     """How to split a file that has no train/val/test splits of its own."""
 
     method: Literal["time", "group", "random"] = "time"
-    train: float = 0.7
-    val: float = 0.15
-    test: float = 0.15
+    train: float = param(0.7, gt=0, lt=1)
+    val: float = param(0.15, ge=0, lt=1)
+    test: float = param(0.15, ge=0, lt=1)
+
+    def _extra_checks(self) -> list[str]:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            return [f"train: train + val + test must be 1; got {self.train} + {self.val} + {self.test} = {total:g}"]
+        return []
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Settings):
     """``source: synthetic`` generates the paper's dataset; ``source: file`` reads the nsprog
     HDF5 file ``path``; ``source: tracking`` reads tracking file(s) at ``path`` (file, folder
     or glob) with ``format``/``loader``/``annotations`` and cuts windows as ``windows`` says.
@@ -43,12 +50,12 @@ class DataConfig:
     annotations: str | None = None
     loader: dict = field(default_factory=dict)
     windows: WindowOptions | None = None
-    n_train: int = 10_000
-    n_val: int = 2_000
-    n_test: int = 2_000
-    length: int = 25
+    n_train: int = param(10_000, ge=1)
+    n_val: int = param(2_000, ge=1)
+    n_test: int = param(2_000, ge=1)
+    length: int = param(25, ge=2)
     reject_ambiguous: bool = False
-    data_seed: int | None = None
+    data_seed: int | None = param(None, ge=0)
     split: SplitConfig = field(default_factory=SplitConfig)
 
 

@@ -56,7 +56,7 @@ from typing import Mapping, Sequence
 import torch
 
 from nsprog.data.trajectories import Trajectories
-from nsprog.features.registry import Domain, Feature
+from nsprog.features.base import Domain, Feature
 
 __all__ = [
     "CANONICAL",

@@ -2,55 +2,82 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
 
+from nsprog.base import Estimator
 from nsprog.data.trajectories import Trajectories
-from nsprog.features.registry import FeatureScaler, get_domain
+from nsprog.features.base import Domain, FeatureScaler
+from nsprog.features.registry import get_domain
 
 __all__ = ["FeaturePipeline"]
 
 
-@dataclass
-class FeaturePipeline:
-    """Computes the named features of a domain and standardises them with training statistics."""
+class FeaturePipeline(Estimator):
+    """Computes the named features of a domain and standardises them with training statistics.
 
-    domain: str
-    features: tuple[str, ...]
-    domain_params: Mapping[str, Any] = field(default_factory=dict)
-    scaler_: FeatureScaler | None = None
+    Parameters
+    ----------
+    domain : str, default="synthetic"
+        A feature domain (:data:`nsprog.features.DOMAINS`).
+    features : sequence of str
+        The features to compute, in column order.
+    domain_params : mapping, optional
+        The domain's parameters (keypoint mapping, field size, ...).
 
-    def __post_init__(self) -> None:
-        self.features = tuple(self.features)
-        self._domain = get_domain(self.domain, **dict(self.domain_params))
-        self._domain.check_names(self.features)
+    Attributes (after ``fit``)
+    --------------------------
+    scaler_ : FeatureScaler
+    """
+
+    _fitted_attributes = ("scaler_",)
+
+    def __init__(self, domain: str = "synthetic", features: Sequence[str] = (),
+                 domain_params: Mapping[str, Any] | None = None):
+        self.domain = domain
+        self.features = features
+        self.domain_params = domain_params
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    def _domain(self) -> Domain:
+        dom = get_domain(self.domain, **dict(self.domain_params or {}))
+        dom.check_names(self.names)
+        return dom
+
+    def check(self, traj: Trajectories) -> None:
+        """Raise a ``ValueError`` naming what is missing when ``traj`` does not fit the domain."""
+        self._domain().prepare(traj)
 
     def raw(self, traj: Trajectories) -> torch.Tensor:
         """Unstandardised features ``[N, T+1, F]``."""
-        return self._domain.compute(traj, self.features)
+        return self._domain().compute(traj, self.names)
 
-    def fit(self, train: Trajectories) -> "FeaturePipeline":
-        self.scaler_ = FeatureScaler.fit(self.raw(train), self.features)
+    def fit(self, X: Trajectories, y=None) -> "FeaturePipeline":
+        """Fit the standardisation on the training windows ``X``."""
+        self.fit_transform(X)
         return self
 
-    def transform(self, traj: Trajectories) -> torch.Tensor:
-        if self.scaler_ is None:
-            raise RuntimeError("FeaturePipeline is not fitted; call fit(train_windows) first")
-        return self.scaler_.transform(self.raw(traj))
+    def transform(self, X: Trajectories) -> torch.Tensor:
+        self._check_fitted()
+        return self.scaler_.transform(self.raw(X))
 
-    def fit_transform(self, train: Trajectories) -> torch.Tensor:
-        raw = self.raw(train)
-        self.scaler_ = FeatureScaler.fit(raw, self.features)
-        return self.scaler_.transform(raw)
+    def fit_transform(self, X: Trajectories, y=None) -> torch.Tensor:
+        self._clear_fitted()
+        raw = self.raw(X)
+        scaler = FeatureScaler.fit(raw, self.names)
+        self._set_fitted(scaler_=scaler)
+        return scaler.transform(raw)
 
     def to_dict(self) -> dict:
         return {
             "domain": self.domain,
-            "features": list(self.features),
-            "domain_params": dict(self.domain_params),
-            "scaler": None if self.scaler_ is None else self.scaler_.to_dict(),
+            "features": list(self.names),
+            "domain_params": dict(self.domain_params or {}),
+            "scaler": self.scaler_.to_dict() if hasattr(self, "scaler_") else None,
         }
 
     @classmethod
@@ -59,15 +86,18 @@ class FeaturePipeline:
         if missing:
             raise KeyError(f"feature pipeline record is missing {sorted(missing)}")
         pipe = cls(d["domain"], tuple(d["features"]), dict(d.get("domain_params") or {}))
+        pipe._domain()  # unknown domain or feature: fail here, naming it
         if d.get("scaler"):
-            pipe.scaler_ = FeatureScaler.from_dict(d["scaler"])
+            pipe._set_fitted(scaler_=FeatureScaler.from_dict(d["scaler"]))
         return pipe
 
     @classmethod
     def for_dsl(cls, dsl) -> "FeaturePipeline":
         if dsl.domain is None:
             raise ValueError(f"DSL {dsl.name!r} names no feature domain; set 'domain:' in its definition")
-        return cls(dsl.domain, tuple(dsl.features), dict(dsl.domain_params))
+        pipe = cls(dsl.domain, tuple(dsl.features), dict(dsl.domain_params))
+        pipe._domain()
+        return pipe
 
     @staticmethod
     def check_width(x: torch.Tensor, names: Sequence[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from nsprog.data.trajectories import Trajectories
-from nsprog.features.registry import Domain, Feature
+from nsprog.features.base import Domain, Feature
 
 __all__ = ["synthetic_domain"]
 

@@ -41,7 +41,7 @@ import torch
 
 from nsprog.data.teams import FIELD_PRESETS, get_field
 from nsprog.data.trajectories import Trajectories
-from nsprog.features.registry import Domain, Feature
+from nsprog.features.base import Domain, Feature
 
 __all__ = ["TeamContext", "team_domain", "QUANTITIES", "REDUCERS", "masked_mean", "smooth_max", "smooth_min"]
 

@@ -39,8 +39,12 @@ def whitening_matrix(x: torch.Tensor) -> torch.Tensor:
     statistics: a constant for the gradient, so no direction can hide by shrinking."""
     x = x.detach()
     xc = x - x.mean(0)
-    cov = xc.T @ xc / x.shape[0] + STANDARDIZE_EPS * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-    vals, vecs = torch.linalg.eigh(cov)
+    cov = xc.T @ xc / x.shape[0]
+    cov.diagonal().add_(STANDARDIZE_EPS)
+    try:
+        vals, vecs = torch.linalg.eigh(cov)
+    except torch.linalg.LinAlgError:  # a non-finite batch: let the loss turn NaN, so the trainer's guard names it
+        return torch.full_like(cov, float("nan"))
     return (vecs * vals.clamp_min(STANDARDIZE_EPS).rsqrt()) @ vecs.T
 
 
@@ -93,11 +97,10 @@ def bernoulli_mi(logit: torch.Tensor) -> torch.Tensor:
 def gumbel_sigmoid_st(logit: torch.Tensor, tau: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
     """A hard 0/1 sample whose gradient is that of the relaxed sample
     ``sigmoid((logit + logistic noise) / tau)`` (straight-through Gumbel)."""
-    u = torch.rand(logit.shape, generator=generator, device=logit.device, dtype=logit.dtype).clamp(1e-6, 1 - 1e-6)
-    noise = torch.log(u) - torch.log1p(-u)
-    soft = torch.sigmoid((logit + noise) / tau)
+    u = torch.rand(logit.shape, generator=generator, device=logit.device, dtype=logit.dtype)
+    soft = torch.sigmoid((logit + torch.logit(u, eps=1e-6)) / tau)  # logistic noise: log(u) - log(1 - u)
     hard = (soft > 0.5).to(soft.dtype)
-    return hard + soft - soft.detach()
+    return hard + (soft - soft.detach())
 
 
 def capacity(step: int, max_capacity: float, iters: int, min_capacity: float = 0.0) -> float:

@@ -25,67 +25,57 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsprog.models.latent import (
-    bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st, squared_correlation,
+    LN2, bernoulli_kl, bernoulli_mi, gaussian_kl, gaussian_nll, grad_reverse, gumbel_sigmoid_st, squared_correlation,
     standardize_batch, whitening_matrix,
 )
 from nsprog.models.tvae import ActionDecoder, TrajectoryEncoder
+from nsprog.settings import Settings, param
 
 __all__ = ["VAESettings", "LossWeights", "NeurosymbolicTVAE"]
 
 
 @dataclass
-class VAESettings:
-    """VAE hyperparameters (the paper's Table 6 plus capacity and adversary options)."""
+class VAESettings(Settings):
+    """VAE hyperparameters (the paper's Table 6 plus capacity and adversary options).
 
-    z_dim: int = 4
-    h_dim: int = 16
-    rnn_dim: int = 16
-    adv_dim: int = 8
+    The defaults are what ``nsprog fit`` uses without a config: the paper's synthetic
+    settings plus the capacity and adversary options that keep the programs' factors out
+    of the neural latent (README, "Config sections"). Per-dataset values live in the named
+    presets (:mod:`nsprog.encoder.presets`) and the configs under ``experiments/configs``.
+    """
+
+    z_dim: int = param(4, ge=1)
+    h_dim: int = param(16, ge=1)
+    rnn_dim: int = param(16, ge=1)
+    adv_dim: int = param(8, ge=1)
     decoder: Literal["gru", "mlp", "linear"] = "linear"
     # bits of frozen (earlier) programs during training: Gumbel samples like the trainable
     # program's ("sample"), or the program's deterministic output ("hard")
-    frozen_bits: Literal["sample", "hard"] = "sample"
-    disc_capacity: float = 0.6  # nats per binary program (at most ln 2)
+    frozen_bits: Literal["sample", "hard"] = "hard"
+    disc_capacity: float = param(0.6, ge=0, le=LN2)  # nats per binary program (at most ln 2)
     disc_capacity_term: Literal["kl", "mi"] = "kl"  # what the discrete capacity constrains (see README)
-    cont_capacity: float | None = None  # None: plain KL (times beta) for the neural latent
-    capacity_iters: int = 10_000  # optimiser steps over which capacities rise linearly from 0
-    gamma_disc: float = 10.0
-    gamma_cont: float = 10.0
-    beta: float = 1.0
-    adversary_weight: float = 1.0
+    cont_capacity: float | None = param(1.0, ge=0)  # None: plain KL (times beta) for the neural latent
+    capacity_iters: int = param(10_000, ge=0)  # optimiser steps over which capacities rise linearly from 0
+    gamma_disc: float = param(1.0, ge=0)
+    gamma_cont: float = param(10.0, ge=0)
+    beta: float = param(1.0, ge=0)
+    adversary_weight: float = param(1.0, ge=0)
     adversary_on_programs: bool = False  # also reverse the adversary's gradient into the programs (see README)
     # the neural latent the adversary reads: its mean, a sample, the mean standardised per unit over
     # the batch, or whitened over the batch (ZCA; the encoder cannot hide a factor from the
     # adversary by shrinking it, not even along a thin direction across units)
-    adversary_input: Literal["mean", "sample", "standardized", "whitened"] = "mean"
-    adversary_lr_scale: float = 1.0  # the adversary's learning rate is lr times this (a faster adversary)
+    adversary_input: Literal["mean", "sample", "standardized", "whitened"] = "whitened"
+    adversary_lr_scale: float = param(10.0, ge=0)  # the adversary's learning rate is lr times this
     # weight of sum_jk corr(neural mean j, program probability k)^2 over the batch: removes the
     # programs' factors from every linear read-out of the neural latent (0 = off)
-    decorrelation_weight: float = 0.0
-    tau: float = 0.5
-    lr: float = 2e-4
-    batch_size: int = 32
-    epochs: int = 50  # VAE epochs per round (before each distillation step)
-    final_epochs: int = 0  # epochs after the last program is complete (Algorithm 1, line 7)
-    logvar_clamp: float = 16.0
-    grad_clip: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.z_dim < 1:
-            raise ValueError(f"z_dim must be >= 1; got {self.z_dim}")
-        if not (0 <= self.disc_capacity <= 0.6931472):
-            raise ValueError(f"disc_capacity must be in [0, ln 2 = 0.693]; got {self.disc_capacity}")
-        for name in ("lr", "tau"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
-        for name in ("batch_size", "epochs", "h_dim", "rnn_dim", "adv_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if self.final_epochs < 0 or self.capacity_iters < 0:
-            raise ValueError("final_epochs and capacity_iters must be >= 0")
-        for name in ("adversary_lr_scale", "decorrelation_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+    decorrelation_weight: float = param(10.0, ge=0)
+    tau: float = param(0.5, gt=0)
+    lr: float = param(2e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    epochs: int = param(50, ge=1)  # VAE epochs per round (before each distillation step)
+    final_epochs: int = param(0, ge=0)  # epochs after the last program is complete (Algorithm 1, line 7)
+    logvar_clamp: float = param(16.0, gt=0)
+    grad_clip: float | None = param(None, gt=0)  # gradient-norm clip (None: no clipping)
 
 
 @dataclass(frozen=True)
@@ -181,71 +171,77 @@ class NeurosymbolicTVAE(nn.Module):
     def assemble(self, zn: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
         return torch.cat([zn, bits.flip(-1)], dim=-1)
 
+    def _latents(self, states: torch.Tensor, feats: torch.Tensor, generator: torch.Generator | None):
+        """Encoder and programs: ``(mu, logvar, z_neural, logits, bits)``; in training the neural
+        latent is sampled and the bits are straight-through Gumbel samples (frozen programs'
+        deterministic with ``frozen_bits: hard``), otherwise means and thresholded bits."""
+        mu, logvar = self.encoder(states)
+        logits = self.program_logits(feats)
+        if not self.training:
+            return mu, logvar, mu, logits, (logits > 0).to(logits.dtype)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        zn = mu + eps * torch.exp(0.5 * logvar)
+        bits = gumbel_sigmoid_st(logits, self.cfg.tau, generator)
+        hard = self.hard_bit_columns()
+        if hard:
+            mask = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+            mask[hard] = True
+            bits = torch.where(mask, (logits > 0).to(bits.dtype), bits)
+        return mu, logvar, zn, logits, bits
+
+    def _adversary_loss(self, mu: torch.Tensor, zn: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """BCE of the adversary predicting every program's probability from the neural latent;
+        the gradient reversal makes the encoder maximise it in the same backward pass."""
+        if self.adversary is None:
+            return mu.new_zeros(())
+        src = zn if self.cfg.adversary_input == "sample" else mu
+        if self.cfg.adversary_input == "standardized":
+            src = standardize_batch(src)
+        elif self.cfg.adversary_input == "whitened":
+            src = (src - src.mean(0).detach()) @ whitening_matrix(src)
+        pred = self.adversary(grad_reverse(src))
+        probs = torch.sigmoid(logits)
+        target = grad_reverse(probs) if self.cfg.adversary_on_programs else probs.detach()
+        return -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
+
+    def _decorrelation(self, mu: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if self.cfg.decorrelation_weight and self.n_programs and self.neural_dim:
+            return squared_correlation(mu, torch.sigmoid(logits).detach())
+        return mu.new_zeros(())
+
     def training_loss(self, states: torch.Tensor, feats: torch.Tensor, w: LossWeights,
                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """One batch's training loss and its terms (``recon``, ``kl_cont``, ``disc``, ``adv``).
-
-        On CPU with the linear decoder the whole head after the encoder and the programs runs
-        as one autograd node (:mod:`nsprog.models.fused_loss`); elsewhere it is composed from
-        :meth:`forward`. Both draw the same noise from ``generator`` and give the same loss
-        and gradients (the tests compare them).
-        """
-        from nsprog.models.fused_loss import fused_loss_supported, fused_training_loss
-
-        if fused_loss_supported(self, states):
-            return fused_training_loss(self, states, feats, w, generator)
-        out = self(states, feats, generator)
-        cont = _abs_dev(out["kl_cont"], w.cont_capacity, w.cont_coef)
+        """One batch's training loss and its terms ``recon``, ``kl_cont``, ``disc``, ``adv``,
+        ``decor`` (still attached to the graph: detach before keeping them): ``recon + cont + disc + adversary_weight * adv + decorrelation_weight
+        * decor`` (see :class:`LossWeights`). Only the terms the weights use are computed."""
+        mu, logvar, zn, logits, bits = self._latents(states, feats, generator)
+        a, mu_a, logvar_a = self.decoder(states, self.assemble(zn, bits))
+        recon = gaussian_nll(a, mu_a, logvar_a)
+        kl_cont = gaussian_kl(mu, logvar)
+        loss = recon + _abs_dev(kl_cont, w.cont_capacity, w.cont_coef)
         if w.disc_index is None:
-            disc_value = out["recon"].new_zeros(())
-            disc = disc_value
+            disc = recon.new_zeros(())
         else:
-            disc_value = out["mi_disc" if w.disc_term == "mi" else "kl_disc"][w.disc_index]
-            disc = _abs_dev(disc_value, w.disc_capacity, w.disc_coef)
-        loss = out["recon"] + cont + disc + w.adversary_weight * out["adv"] + self.cfg.decorrelation_weight * out["decor"]
-        terms = {"recon": out["recon"], "kl_cont": out["kl_cont"], "disc": disc_value, "adv": out["adv"],
-                 "decor": out["decor"]}
-        return loss, {k: v.detach() for k, v in terms.items()}
+            column = logits[:, w.disc_index : w.disc_index + 1]
+            disc = (bernoulli_mi if w.disc_term == "mi" else bernoulli_kl)(column)[0]
+            loss = loss + _abs_dev(disc, w.disc_capacity, w.disc_coef)
+        adv = self._adversary_loss(mu, zn, logits)
+        decor = self._decorrelation(mu, logits)
+        loss = loss + w.adversary_weight * adv + self.cfg.decorrelation_weight * decor
+        return loss, {"recon": recon, "kl_cont": kl_cont, "disc": disc, "adv": adv, "decor": decor}
 
     def forward(self, states: torch.Tensor, feats: torch.Tensor, generator: torch.Generator | None = None) -> dict:
-        mu, logvar = self.encoder(states)
-        if self.training:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            zn = mu + eps * torch.exp(0.5 * logvar)
-        else:
-            zn = mu
-        logits = self.program_logits(feats)
-        if self.training:
-            bits = gumbel_sigmoid_st(logits, self.cfg.tau, generator)
-            hard = self.hard_bit_columns()
-            if hard:
-                bits = bits.clone()
-                bits[:, hard] = (logits[:, hard] > 0).to(bits.dtype)
-        else:
-            bits = (logits > 0).to(logits.dtype)
+        """Every term for diagnostics: ``recon``, ``kl_cont``, ``kl_disc`` and ``mi_disc`` (per
+        program), ``adv``, ``decor``, ``logits``, ``mu``."""
+        mu, logvar, zn, logits, bits = self._latents(states, feats, generator)
         a, mu_a, logvar_a = self.decoder(states, self.assemble(zn, bits))
-        out = {
+        return {
             "recon": gaussian_nll(a, mu_a, logvar_a),
             "kl_cont": gaussian_kl(mu, logvar),
             "kl_disc": bernoulli_kl(logits),
             "mi_disc": bernoulli_mi(logits),
+            "adv": self._adversary_loss(mu, zn, logits),
+            "decor": self._decorrelation(mu, logits),
             "logits": logits,
             "mu": mu,
         }
-        if self.adversary is not None:
-            src = zn if self.cfg.adversary_input == "sample" else mu
-            if self.cfg.adversary_input == "standardized":
-                src = standardize_batch(src)
-            elif self.cfg.adversary_input == "whitened":
-                src = (src - src.mean(0).detach()) @ whitening_matrix(src)
-            pred = self.adversary(grad_reverse(src))
-            probs = torch.sigmoid(logits)
-            target = grad_reverse(probs) if self.cfg.adversary_on_programs else probs.detach()
-            out["adv"] = -(target * F.logsigmoid(pred) + (1 - target) * F.logsigmoid(-pred)).mean()
-        else:
-            out["adv"] = mu.new_zeros(())
-        if self.cfg.decorrelation_weight and self.n_programs and self.neural_dim:
-            out["decor"] = squared_correlation(mu, torch.sigmoid(logits).detach())
-        else:
-            out["decor"] = mu.new_zeros(())
-        return out

@@ -1,7 +1,7 @@
 """Trajectory VAE building blocks (encoder, decoders) shared by every model in nsprog.
 
-Encoder: bidirectional GRU over ``[s_t, a_t]``, mean over time, MLP, Gaussian with clamped
-log-variance. Decoders predict a Gaussian over ``a_t`` from ``s_t`` and ``z``:
+Encoder: bidirectional GRU (:class:`BiGRU`: one native kernel call on CPU, ``nn.GRU``
+otherwise) over ``[s_t, a_t]``, mean over time, MLP, Gaussian with clamped log-variance. Decoders predict a Gaussian over ``a_t`` from ``s_t`` and ``z``:
 ``gru`` (teacher forcing: a GRU over the true ``[s_t, a_t]`` run over the whole sequence in
 one call, then MLP([s_t, z, h_{t-1}])), ``mlp`` (MLP([s_t, z])) or ``linear``.
 """
@@ -14,27 +14,31 @@ from typing import Literal
 import torch
 from torch import nn
 
-from nsprog.gru_kernel import gru
+from nsprog.gru_kernel import gru, native_active, plain_bidirectional
 
 __all__ = ["BiGRU", "TrajectoryEncoder", "ActionDecoder", "trajectory_inputs"]
 
 _GATES = 3
 
 
-def trajectory_inputs(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(s, a, [s, a])`` for steps t = 0..T-1 of windows ``states[B, T+1, D]``."""
+def trajectory_inputs(states: torch.Tensor, joined: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(s, a, [s, a])`` for steps t = 0..T-1 of windows ``states[B, T+1, D]`` (the last is
+    None with ``joined=False``)."""
     s = states[:, :-1]
     a = states[:, 1:] - s
-    return s, a, torch.cat([s, a], dim=-1)
+    return s, a, torch.cat([s, a], dim=-1) if joined else None
 
 
 class BiGRU(nn.Module):
-    """A bidirectional single-layer GRU run as ONE block-diagonal GRU kernel call.
+    """A bidirectional one-layer GRU whose parameters are stored as ONE block-diagonal GRU.
 
-    The forward direction reads ``x_t`` and the backward direction reads ``x_{T-1-t}``;
-    stacking them as one GRU with masked (block-diagonal) weights gives exactly the outputs
-    of ``nn.GRU(bidirectional=True)`` while paying the CPU's per-time-step overhead once.
-    ``forward`` returns ``[B, T, 2h]`` (forward and backward outputs aligned at each t).
+    The forward direction reads ``x_t`` and the backward direction ``x_{T-1-t}``; stacked
+    as one GRU of ``2h`` units with block-diagonal weights (``weight_ih [3*2h, 2f]``,
+    ``weight_hh [3*2h, 2h]``, zero outside the blocks), the native kernel runs both
+    directions in a single call and pays its per-step overhead once. Without it, the same
+    parameters run ``torch.nn.GRU(bidirectional=True)`` (each direction's blocks passed as
+    that module's weights), which computes the same outputs. ``forward`` returns
+    ``[B, T, 2h]`` (forward and backward outputs aligned at each t).
     """
 
     def __init__(self, input_size: int, hidden_size: int):
@@ -46,54 +50,58 @@ class BiGRU(nn.Module):
         self.weight_hh = nn.Parameter(torch.zeros(_GATES * H, H))
         self.bias_ih = nn.Parameter(torch.zeros(_GATES * H))
         self.bias_hh = nn.Parameter(torch.zeros(_GATES * H))
-        mask_ih = torch.zeros(_GATES * H, 2 * f)
-        mask_hh = torch.zeros(_GATES * H, H)
-        for g in range(_GATES):
-            mask_ih[g * H : g * H + h, :f] = 1
-            mask_ih[g * H + h : (g + 1) * H, f:] = 1
-            mask_hh[g * H : g * H + h, :h] = 1
-            mask_hh[g * H + h : (g + 1) * H, h:] = 1
-        self.register_buffer("mask_ih", mask_ih, persistent=False)
-        self.register_buffer("mask_hh", mask_hh, persistent=False)
         self.reset_parameters()
 
+    def _rows(self, d: int) -> torch.Tensor:
+        H, h = 2 * self.h, self.h
+        return torch.cat([torch.arange(g * H + d * h, g * H + (d + 1) * h) for g in range(_GATES)])
+
     def reset_parameters(self) -> None:
+        """``nn.GRU``'s initialisation (uniform in +-1/sqrt(h)) inside the blocks, zero outside."""
         bound = 1.0 / math.sqrt(self.h)
         with torch.no_grad():
             for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
-                p.uniform_(-bound, bound)
-            self.weight_ih.mul_(self.mask_ih)
-            self.weight_hh.mul_(self.mask_hh)
+                p.zero_()
+            for d in range(2):
+                rows = self._rows(d)
+                cols_i = slice(d * self.f, (d + 1) * self.f)
+                cols_h = slice(d * self.h, (d + 1) * self.h)
+                self.weight_ih[rows, cols_i] = torch.empty(len(rows), self.f).uniform_(-bound, bound)
+                self.weight_hh[rows, cols_h] = torch.empty(len(rows), self.h).uniform_(-bound, bound)
+                self.bias_ih[rows] = torch.empty(len(rows)).uniform_(-bound, bound)
+                self.bias_hh[rows] = torch.empty(len(rows)).uniform_(-bound, bound)
 
-    def load_from_gru(self, gru: nn.GRU) -> None:
-        """Copy the weights of a ``nn.GRU(bidirectional=True)`` (for tests and conversions)."""
-        h, f, H = self.h, self.f, 2 * self.h
-        with torch.no_grad():
-            self.weight_ih.zero_()
-            self.weight_hh.zero_()
-            for d, sfx in enumerate(("", "_reverse")):
-                wi, wh = getattr(gru, f"weight_ih_l0{sfx}"), getattr(gru, f"weight_hh_l0{sfx}")
-                bi, bh = getattr(gru, f"bias_ih_l0{sfx}"), getattr(gru, f"bias_hh_l0{sfx}")
-                for g in range(_GATES):
-                    rows = slice(g * H + d * h, g * H + (d + 1) * h)
-                    self.weight_ih[rows, d * f : (d + 1) * f] = wi[g * h : (g + 1) * h]
-                    self.weight_hh[rows, d * h : (d + 1) * h] = wh[g * h : (g + 1) * h]
-                    self.bias_ih[rows] = bi[g * h : (g + 1) * h]
-                    self.bias_hh[rows] = bh[g * h : (g + 1) * h]
-
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs of the stacked GRU: forward direction at t, backward direction at T-1-t."""
-        xx = torch.cat([x, x.flip(1)], dim=-1)
-        out, _ = gru(xx, None, self.weight_ih * self.mask_ih, self.weight_hh * self.mask_hh, self.bias_ih, self.bias_hh)
+    def directions(self) -> dict[str, torch.Tensor]:
+        """The blocks as the parameters of ``nn.GRU(bidirectional=True)``."""
+        out = {}
+        for d, sfx in enumerate(("", "_reverse")):
+            rows = self._rows(d).to(self.weight_ih.device)
+            out[f"weight_ih_l0{sfx}"] = self.weight_ih[rows][:, d * self.f : (d + 1) * self.f]
+            out[f"weight_hh_l0{sfx}"] = self.weight_hh[rows][:, d * self.h : (d + 1) * self.h]
+            out[f"bias_ih_l0{sfx}"] = self.bias_ih[rows]
+            out[f"bias_hh_l0{sfx}"] = self.bias_hh[rows]
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._run(x)
-        return torch.cat([out[..., : self.h], out[..., self.h :].flip(1)], dim=-1)
+    def load_from_gru(self, gru_module: nn.GRU) -> None:
+        """Copy the weights of an ``nn.GRU(bidirectional=True)`` (for tests and conversions)."""
+        with torch.no_grad():
+            for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+                p.zero_()
+            for d, sfx in enumerate(("", "_reverse")):
+                rows = self._rows(d)
+                self.weight_ih[rows, d * self.f : (d + 1) * self.f] = getattr(gru_module, f"weight_ih_l0{sfx}")
+                self.weight_hh[rows, d * self.h : (d + 1) * self.h] = getattr(gru_module, f"weight_hh_l0{sfx}")
+                self.bias_ih[rows] = getattr(gru_module, f"bias_ih_l0{sfx}")
+                self.bias_hh[rows] = getattr(gru_module, f"bias_hh_l0{sfx}")
 
-    def mean_over_time(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward(x).mean(1)`` without re-aligning the backward direction (a mean ignores order)."""
-        return self._run(x).mean(1)
+    def forward(self, x: torch.Tensor, aligned: bool = True) -> torch.Tensor:
+        """``[B, T, 2h]``; ``aligned=False`` may leave the backward direction in reversed time
+        order (for a mean over time, which ignores order)."""
+        if not native_active(x):
+            return plain_bidirectional(x, self.directions(), self.h)
+        out, _ = gru(torch.cat([x, x.flip(1)], dim=-1), None, self.weight_ih, self.weight_hh, self.bias_ih,
+                     self.bias_hh, blocks=(self.h, self.h), in_blocks=(self.f, self.f))
+        return torch.cat([out[..., : self.h], out[..., self.h :].flip(1)], dim=-1) if aligned else out
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -122,7 +130,7 @@ class TrajectoryEncoder(nn.Module):
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, _, sa = trajectory_inputs(states)
-        h = self.body(self.rnn.mean_over_time(sa))
+        h = self.body(self.rnn(sa, aligned=False).mean(1))
         return self.mu(h), self.logvar(h).clamp(-self.logvar_clamp, self.logvar_clamp)
 
     def drop_last_latent(self) -> None:
@@ -168,7 +176,7 @@ class ActionDecoder(nn.Module):
 
     def forward(self, states: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(actions, mu, logvar)``, each ``[B, T, D]``."""
-        s, a, sa = trajectory_inputs(states)
+        s, a, sa = trajectory_inputs(states, joined=self.kind == "gru")
         zt = self.z_in(z)[:, None, :]
         if self.kind == "linear":
             mu = self.state_in(s) + zt

@@ -5,8 +5,15 @@ models here spend their time in per-step interpreter and dispatch overhead; ``gr
 them as plain C loops over float32 arrays. The library is compiled once per machine into a
 cache folder (``$NSPROG_CACHE``, else ``~/.cache/nsprog``), written atomically, and loaded
 with :mod:`ctypes`: no Python headers, no extra packages. Without a working compiler (or
-with ``NSPROG_NATIVE=0``) :func:`load` returns None and callers use their NumPy fallback,
-which computes the same numbers (the tests compare both with ``torch.nn.GRU``).
+with ``NSPROG_NATIVE=0``) :func:`load` returns None and callers use ``torch.nn.GRU``, which
+computes the same numbers (the tests compare both).
+
+The library is compiled without ``-ffast-math`` (or ``-Ofast``, or
+``-funsafe-math-optimizations``): with those, GCC links a start-up routine that sets
+flush-to-zero for the whole process when the library is loaded, which would change how
+every other library in the user's Python process computes. The flags below let the
+compiler vectorise the kernels' sums without touching the floating-point environment
+(``tests/test_native_process_state.py`` checks that subnormals survive loading it).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ __all__ = ["load", "native_status"]
 
 log = logging.getLogger("nsprog")
 _SOURCE = Path(__file__).with_name("gru.c")
-_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fPIC", "-shared", "-std=c99"]
+_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros", "-fassociative-math",
+          "-march=native", "-fPIC", "-shared", "-std=c99"]
 _state: dict = {}
 
 

@@ -100,7 +100,7 @@ def _eps_vector(pset: ProgramSet, eps: float | Mapping[str, float]) -> torch.Ten
 
 def feature_box(pset: ProgramSet, traj: Trajectories, eps: float | Mapping[str, float]) -> tuple[torch.Tensor, Box]:
     """``(standardised features [N, T, F], box of standardised inputs)`` for raw perturbations <= eps."""
-    sc = pset.pipeline.scaler_
+    sc = getattr(pset.pipeline, "scaler_", None)
     raw = pset.pipeline.raw(traj)
     e = _eps_vector(pset, eps)
     mean = torch.as_tensor(sc.mean)

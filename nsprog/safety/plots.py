@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nsprog.figures import new_figure, save_figure
 from nsprog.safety.benchmarks import Benchmark
 from nsprog.safety.box import grid_pieces
 from nsprog.safety.interpret import run_program
@@ -15,24 +16,11 @@ from nsprog.safety.verify import as_dtype
 __all__ = ["plot_trajectories", "plot_table"]
 
 
-def _plt():
-    import logging
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_trajectories(bench: Benchmark, modules: dict, path: str | Path, n: int = 40, n_boxes: int = 12,
                       seed: int = 0, title: str | None = None, verifier_components: int | None = None) -> Path:
     """Concrete trajectories of ``n`` uniform inputs (red when unsafe), the join intervals of
     ``n_boxes`` verifier pieces spread over the input box (shaded blue), and the safe region
     of every plotted variable."""
-    plt = _plt()
     mods = as_dtype(modules, torch.float64)
     gen = torch.Generator().manual_seed(seed)
     x0 = bench.input_box.to(torch.float64).sample(n, generator=gen)
@@ -49,7 +37,7 @@ def plot_trajectories(bench: Benchmark, modules: dict, path: str | Path, n: int 
         pieces = grid_pieces(lo, hi, per_dim, idx)
         sym = run_program(bench.program, mods, pieces, "join")
     vars_ = list(bench.plot_vars)
-    fig, axes = plt.subplots(1, len(vars_), figsize=(5.2 * len(vars_), 3.8), squeeze=False)
+    fig, axes = new_figure(1, len(vars_), figsize=(5.2 * len(vars_), 3.8))
     for ax, var in zip(axes[0], vars_):
         y = conc.records[var].numpy()
         steps = np.arange(y.shape[1])
@@ -82,23 +70,17 @@ def plot_trajectories(bench: Benchmark, modules: dict, path: str | Path, n: int 
         ax.set_ylabel(var)
         ax.legend(fontsize=7, loc="best")
     fig.suptitle(title or f"{bench.name}: learned trajectories and the safe region")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_table(df, path: str | Path) -> Path:
     """Provably-safe share and test data loss against training size, per benchmark and mode
     (median over seeds, bars from min to max)."""
-    plt = _plt()
     import seaborn as sns
 
     df = df.assign(train_size=df["train_size"].astype(str))  # categorical x axis, in the table's order
     benches = list(dict.fromkeys(df["benchmark"]))
-    fig, axes = plt.subplots(2, len(benches), figsize=(4.2 * len(benches), 6.6), squeeze=False)
+    fig, axes = new_figure(2, len(benches), figsize=(4.2 * len(benches), 6.6))
     dodge = 0.3 if df["mode"].nunique() > 1 else False  # seaborn divides by (modes - 1)
     for j, b in enumerate(benches):
         sub = df[df["benchmark"] == b]
@@ -119,9 +101,4 @@ def plot_table(df, path: str | Path) -> Path:
                 if leg is not None:
                     leg.remove()
     fig.suptitle("nsprog safety: median over seeds (bars: min to max)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

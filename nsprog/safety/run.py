@@ -21,7 +21,7 @@ from nsprog.safety.config import MODES, SafetyRunConfig
 from nsprog.safety.data import TEST_SEED, VAL_SEED_OFFSET, data_loss, generate_data
 from nsprog.safety.train import train, training_boxes
 from nsprog.safety.verify import check_verifier_size, empirical_unsafe, verify
-from nsprog.utils import resolve_device, seed_everything, set_threads, torch_save_atomic
+from nsprog.utils import limit_threads, resolve_device, seed_everything, torch_save_atomic
 
 __all__ = ["run_safety", "save_params", "load_params", "validate_run_config"]
 
@@ -70,10 +70,15 @@ def validate_run_config(cfg: SafetyRunConfig) -> tuple[Benchmark, int]:
 
 def run_safety(cfg: SafetyRunConfig, out: str | Path | None = None, force: bool = False, root: str | Path = "runs",
                progress: bool = False) -> tuple[Path, dict]:
-    """Run one benchmark in one mode; returns (run folder, metrics)."""
+    """Run one benchmark in one mode; returns (run folder, metrics). Uses ``cfg.threads``
+    threads while it runs."""
+    with limit_threads(cfg.threads):
+        return _run_safety(cfg, out, force, root, progress)
+
+
+def _run_safety(cfg: SafetyRunConfig, out, force: bool, root, progress: bool) -> tuple[Path, dict]:
     t_wall = time.perf_counter()
     bench, per_dim = validate_run_config(cfg)
-    set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     if device.type != "cpu":
         log.warning("nsprog safety runs on CPU (tiny models); device %s is ignored", device)

@@ -20,7 +20,7 @@ import numpy as np
 
 from nsprog.config import apply_overrides, dump_config, from_dict, to_dict
 from nsprog.safety.config import SafetyRunConfig, SafetyTableConfig
-from nsprog.utils import atomic_write, set_threads
+from nsprog.utils import atomic_write, limit_threads
 
 __all__ = ["run_table", "cell_dir", "summarise", "validation_summary"]
 
@@ -42,9 +42,13 @@ def cell_config(cfg: SafetyTableConfig, benchmark: str, mode: str, size: int, se
 
 def run_table(cfg: SafetyTableConfig, progress: bool = False, command: str | None = None) -> dict:
     """Run every missing cell, then summarise; returns counts of cells run and skipped."""
+    with limit_threads(cfg.threads):
+        return _run_table(cfg, progress, command)
+
+
+def _run_table(cfg: SafetyTableConfig, progress: bool, command: str | None) -> dict:
     from nsprog.safety.run import run_safety
 
-    set_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "table_config.yaml", lambda p: p.write_text(dump_config(cfg), encoding="utf-8"))

@@ -3,11 +3,11 @@
 from nsprog.search.executors import InlineExecutor, make_executor
 from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
 from nsprog.search.strategies import STRATEGIES, astar, greedy, greedy_step, ids_bb, mc
-from nsprog.search.synthesis import NotFittedError, ProgramSearch, SearchSettings, evaluate_program, run_strategy
+from nsprog.search.synthesis import ProgramSearch, SearchSettings, evaluate_program, run_strategy
 from nsprog.search.training import CandidateEvaluator, CandidateResult, Supervision, TrainSettings, train_candidates
 
 __all__ = [
     "ProgramGraph", "SearchNode", "NoProgramError", "STRATEGIES", "astar", "greedy", "greedy_step", "ids_bb", "mc",
-    "ProgramSearch", "SearchSettings", "NotFittedError", "run_strategy", "evaluate_program", "CandidateEvaluator",
+    "ProgramSearch", "SearchSettings", "run_strategy", "evaluate_program", "CandidateEvaluator",
     "CandidateResult", "Supervision", "TrainSettings", "train_candidates", "InlineExecutor", "make_executor",
 ]

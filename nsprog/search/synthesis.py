@@ -9,53 +9,53 @@ from typing import Iterable, Literal
 import numpy as np
 import torch
 
+from nsprog.base import Estimator
+from nsprog.config import from_dict
+from nsprog.gru_kernel import native_kernels
 from nsprog.dsl.definition import load_dsl
 from nsprog.dsl.semantics import evaluate_program
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
 from nsprog.search.executors import make_executor
 from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
-from nsprog.search.strategies import STRATEGIES, Scored, astar, greedy, ids_bb, mc
+from nsprog.search.strategies import Scored, astar, greedy, ids_bb, mc
 from nsprog.search.training import CandidateEvaluator, Supervision, TrainSettings
+from nsprog.settings import Settings, param
+from nsprog.utils import limit_threads
 
-__all__ = ["SearchSettings", "ProgramSearch", "run_strategy", "NotFittedError", "evaluate_program"]
-
-
-class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit``."""
+__all__ = ["SearchSettings", "ProgramSearch", "run_strategy", "evaluate_program"]
 
 
 @dataclass
-class SearchSettings:
-    """Program-search hyperparameters (the paper's Table 5 plus strategy options)."""
+class SearchSettings(Settings):
+    """Program-search hyperparameters (the paper's Table 5 plus strategy options).
+
+    The defaults are what ``nsprog search`` uses without a config (A*). The encoder's
+    distillation uses :class:`nsprog.encoder.DistillSettings`, the same fields with the
+    paper's one-step ``greedy`` strategy as its default.
+    """
 
     strategy: Literal["greedy", "astar", "ids_bb", "mc"] = "astar"
-    max_depth: int = 2
-    penalty: float = 0.01
-    frontier_size: int = 30
-    max_expansions: int = 200
-    min_batch: int = 1  # A*: expand the next-best open nodes too until a batch has this many children
-    mc_samples: int = 20
-    neural_epochs: int = 10
-    symbolic_epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 32
-    patience: int = 3
-    max_units: int = 16
-    min_units: int = 8
+    max_depth: int = param(2, ge=1)
+    penalty: float = param(0.01, ge=0)
+    frontier_size: int = param(30, ge=1)
+    max_expansions: int = param(200, ge=1)
+    min_batch: int = param(1, ge=1)  # A*: expand the next-best open nodes too until a batch has this many children
+    mc_samples: int = param(20, ge=1)
+    neural_epochs: int = param(10, ge=1)
+    symbolic_epochs: int = param(10, ge=1)
+    lr: float = param(1e-3, gt=0)
+    batch_size: int = param(32, ge=1)
+    patience: int = param(3, ge=1)
+    max_units: int = param(16, ge=1)
+    min_units: int = param(8, ge=1)
     executor: Literal["inline", "process"] = "inline"
-    workers: int = 1
+    workers: int = param(1, ge=1)
     fused: bool = True
 
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}")
-        for name in ("max_depth", "frontier_size", "neural_epochs", "symbolic_epochs", "batch_size", "patience",
-                     "max_units", "min_units", "workers", "mc_samples", "max_expansions",
-                     "min_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
+    def _extra_checks(self) -> list[str]:
+        if self.min_units > self.max_units:
+            return [f"min_units: expected a value <= max_units ({self.max_units}); got {self.min_units}"]
+        return []
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(
@@ -87,20 +87,26 @@ def run_strategy(
     return min(found, key=lambda x: (x.f, x.node.program.key()))
 
 
-class ProgramSearch:
+class ProgramSearch(Estimator):
     """Finds the program of a DSL that best predicts labels from standardised features.
 
     Parameters
     ----------
     dsl : DSL or str
         The domain language (a shipped name, a YAML path or a DSL).
-    settings : SearchSettings, optional
+    settings : SearchSettings or dict, optional
+        A dict sets some keys and keeps the defaults of the rest.
     seed : int, default=0
     device : str, default="cpu"
     exclude : iterable of str
         Structural keys of complete programs not to return (Algorithm 2).
     progress : bool, default=False
         Show per-candidate-batch progress bars.
+    threads : int or None, default=1
+        Torch and BLAS threads for the duration of ``fit`` (restored afterwards); None keeps
+        the current setting.
+    accelerate : bool, default=True
+        Use the native GRU kernels where available (:mod:`nsprog.gru_kernel`).
 
     Attributes (after ``fit``)
     --------------------------
@@ -111,18 +117,32 @@ class ProgramSearch:
     n_candidates_, seconds_ : candidates trained and wall time
     """
 
-    def __init__(self, dsl, settings: SearchSettings | None = None, seed: int = 0, device: str = "cpu",
-                 exclude: Iterable[str] = (), progress: bool = False):
+    _fitted_attributes = ("program_", "classes_", "dsl_")
+
+    def __init__(self, dsl="synthetic", settings: SearchSettings | None = None, seed: int = 0, device: str = "cpu",
+                 exclude: Iterable[str] = (), progress: bool = False, threads: int | None = 1,
+                 accelerate: bool = True):
         self.dsl = dsl
         self.settings = settings
         self.seed = seed
         self.device = device
         self.exclude = exclude
         self.progress = progress
+        self.threads = threads
+        self.accelerate = accelerate
 
     def fit(self, x_train: torch.Tensor, y_train, x_val: torch.Tensor, y_val) -> "ProgramSearch":
+        """Search on features ``x_train [N, T, F]`` (standardised) with labels ``y_train``;
+        ``x_val`` / ``y_val`` score the candidates."""
+        self._clear_fitted()
+        with limit_threads(self.threads), native_kernels(self.accelerate):
+            return self._fit(x_train, y_train, x_val, y_val)
+
+    def _fit(self, x_train, y_train, x_val, y_val) -> "ProgramSearch":
         dsl = load_dsl(self.dsl)
         settings = self.settings or SearchSettings()
+        if isinstance(settings, dict):
+            settings = from_dict(SearchSettings, settings, source=f"{type(self).__name__}(settings=...)")
         y_train = np.asarray(y_train)
         y_val = np.asarray(y_val)
         classes = np.unique(y_train)
@@ -150,21 +170,12 @@ class ProgramSearch:
             best = run_strategy(settings, graph, evaluator, self.seed)
         finally:
             executor.shutdown()
-        self.seconds_ = time.perf_counter() - t0
-        self.dsl_ = dsl
-        self.settings_ = settings
-        self.classes_ = classes
-        self.program_ = best.result.program
-        self.val_f1_ = best.result.f1
-        self.val_score_ = best.result.score
-        self.structural_cost_ = best.node.cost
-        self.history_ = list(evaluator.history)
-        self.n_candidates_ = evaluator.n_trained
+        self._set_fitted(
+            seconds_=time.perf_counter() - t0, dsl_=dsl, settings_=settings, classes_=classes,
+            program_=best.result.program, val_f1_=best.result.f1, val_score_=best.result.score,
+            structural_cost_=best.node.cost, history_=list(evaluator.history), n_candidates_=evaluator.n_trained,
+        )
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "program_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(...) first")
 
     def decision_function(self, x: torch.Tensor) -> np.ndarray:
         """Program outputs (logits): ``[N]`` for binary labels, ``[N, n_classes]`` otherwise."""
@@ -176,9 +187,6 @@ class ProgramSearch:
         out = self.decision_function(x)
         idx = (out > 0).astype(int) if out.ndim == 1 else out.argmax(-1)
         return self.classes_[idx]
-
-    def get_params(self, deep: bool = False) -> dict:
-        return {k: getattr(self, k) for k in ("dsl", "settings", "seed", "device", "exclude", "progress")}
 
     def summary(self) -> dict:
         self._check_fitted()

@@ -29,6 +29,7 @@ from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import CandidateBatch, shape_key
 from nsprog.search.executors import InlineExecutor
 from nsprog.optim import make_adam
+from nsprog.settings import Settings, param
 
 __all__ = [
     "TrainSettings",
@@ -42,17 +43,17 @@ __all__ = [
 
 
 @dataclass
-class TrainSettings:
+class TrainSettings(Settings):
     """Candidate-training hyperparameters (NEAR's neural / symbolic epochs, lr, batch)."""
 
-    neural_epochs: int = 10
-    symbolic_epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 32
-    patience: int = 3
-    max_units: int = 16
-    min_units: int = 8
-    eval_batch_size: int = 8192
+    neural_epochs: int = param(10, ge=1)
+    symbolic_epochs: int = param(10, ge=1)
+    lr: float = param(1e-3, gt=0)
+    batch_size: int = param(32, ge=1)
+    patience: int = param(3, ge=1)
+    max_units: int = param(16, ge=1)
+    min_units: int = param(8, ge=1)
+    eval_batch_size: int = param(8192, ge=1)
 
 
 @dataclass

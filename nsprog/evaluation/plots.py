@@ -5,26 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import matplotlib
+import numpy as np
+import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from sklearn.decomposition import PCA
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-
-from nsprog.data.trajectories import Trajectories  # noqa: E402
-from nsprog.utils import atomic_write  # noqa: E402
+from nsprog.data.trajectories import Trajectories
+from nsprog.figures import new_figure, save_figure
 
 __all__ = ["plot_trajectories", "plot_latent", "plot_program_values"]
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_trajectories(traj: Trajectories, path, n: int = 50, boundaries: tuple[float, float] | None = (10.0, 10.0),
@@ -33,7 +27,8 @@ def plot_trajectories(traj: Trajectories, path, n: int = 50, boundaries: tuple[f
     colour = class, dashed class boundaries (for the synthetic set: x = 10 and y = 10)."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(traj), size=min(n, len(traj)), replace=False)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, axs = new_figure(1, 1, figsize=(5.5, 5))
+    ax = axs[0][0]
     palette = sns.color_palette("tab10")
     names = traj.label_names or ()
     for i in idx:
@@ -45,10 +40,10 @@ def plot_trajectories(traj: Trajectories, path, n: int = 50, boundaries: tuple[f
     if boundaries is not None:
         ax.axvline(boundaries[0], color="k", ls="--", lw=0.8)
         ax.axhline(boundaries[1], color="k", ls="--", lw=0.8)
-    handles = [plt.Line2D([], [], color=palette[k % 10], label=names[k] if k < len(names) else str(k))
+    handles = [Line2D([], [], color=palette[k % 10], label=names[k] if k < len(names) else str(k))
                for k in sorted(set(int(v) for v in (traj.labels[idx] if traj.labels is not None else [0])))]
-    handles += [plt.Line2D([], [], color="green", marker="o", ls="", label="start"),
-                plt.Line2D([], [], color="blue", marker="o", ls="", label="end")]
+    handles += [Line2D([], [], color="green", marker="o", ls="", label="start"),
+                Line2D([], [], color="blue", marker="o", ls="", label="end")]
     ax.legend(handles=handles, fontsize=7, loc="best")
     names_xy = traj.feature_names or ("dim 0", "dim 1")
     ax.set(xlabel=names_xy[0], ylabel=names_xy[1], title=f"{len(idx)} training trajectories")
@@ -59,7 +54,8 @@ def plot_latent(z: np.ndarray, colours: Mapping[str, np.ndarray], path, title: s
     """The latent reduced to 2-D by PCA (or shown as is when it has <= 2 dims), one panel per colouring."""
     z = np.asarray(z, dtype=float)
     if z.shape[1] == 0:
-        fig, ax = plt.subplots(figsize=(4, 3))
+        fig, axs = new_figure(1, 1, figsize=(4, 3))
+        ax = axs[0][0]
         ax.text(0.5, 0.5, "no neural latent (every dimension is a program)", ha="center", va="center")
         ax.set_axis_off()
         return _save(fig, path)
@@ -69,7 +65,7 @@ def plot_latent(z: np.ndarray, colours: Mapping[str, np.ndarray], path, title: s
         xy, axes = z, ("z 1", "z 2")
     else:
         xy, axes = np.column_stack([z[:, 0], np.random.default_rng(0).normal(0, 0.05, len(z))]), ("z 1", "jitter")
-    fig, axs = plt.subplots(1, len(colours), figsize=(4.6 * len(colours), 4.2), squeeze=False)
+    fig, axs = new_figure(1, len(colours), figsize=(4.6 * len(colours), 4.2))
     for ax, (name, c) in zip(axs[0], colours.items()):
         sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=np.asarray(c).astype(str), s=6, linewidth=0, ax=ax, palette="tab10")
         ax.set(xlabel=axes[0], ylabel=axes[1], title=f"{title}: coloured by {name}")
@@ -80,7 +76,7 @@ def plot_latent(z: np.ndarray, colours: Mapping[str, np.ndarray], path, title: s
 def plot_program_values(values: np.ndarray, names: list[str], clusters: np.ndarray, path) -> Path:
     """Distribution of each program's output (logit) per cluster."""
     k = values.shape[1]
-    fig, axs = plt.subplots(1, max(k, 1), figsize=(4.6 * max(k, 1), 3.6), squeeze=False)
+    fig, axs = new_figure(1, max(k, 1), figsize=(4.6 * max(k, 1), 3.6))
     for j in range(k):
         ax = axs[0][j]
         sns.histplot(x=values[:, j], hue=np.asarray(clusters).astype(str), bins=60, element="step", ax=ax,
@@ -94,7 +90,7 @@ def _draw_team(ax, states: np.ndarray, layout: dict) -> None:
     field = layout.get("field") or {}
     length, width = field.get("length"), field.get("width")
     if length and width:
-        ax.add_patch(plt.Rectangle((0, 0), length, width, fill=False, lw=0.8, color="0.4"))
+        ax.add_patch(Rectangle((0, 0), length, width, fill=False, lw=0.8, color="0.4"))
     target = layout.get("target") or field.get("target")
     if target is not None:
         ax.scatter(*target, marker="*", s=90, color="crimson", zorder=4)
@@ -131,7 +127,7 @@ def plot_cluster_examples(traj: Trajectories, clusters: np.ndarray, path, per_cl
     layout = traj.metadata.get("layout") or {}
     ids = np.unique(clusters)
     rng = np.random.default_rng(seed)
-    fig, axs = plt.subplots(len(ids), per_cluster, figsize=(2.6 * per_cluster, 2.4 * len(ids)), squeeze=False)
+    fig, axs = new_figure(len(ids), per_cluster, figsize=(2.6 * per_cluster, 2.4 * len(ids)))
     for r, c in enumerate(ids):
         members = np.flatnonzero(clusters == c)
         pick = rng.choice(members, size=min(per_cluster, len(members)), replace=False)
@@ -154,3 +150,23 @@ def plot_cluster_examples(traj: Trajectories, clusters: np.ndarray, path, per_cl
             if col == 0:
                 ax.set_ylabel(f"cluster {c}\n({len(members)} windows)", fontsize=8)
     return _save(fig, path)
+
+
+def plot_fit(est, splits: dict, cfg, folder: Path) -> None:
+    """The figures of a fitted encoder (``nsprog fit``'s ``plots/``): training trajectories
+    (synthetic data), the neural latent, the programs' outputs and example windows per cluster."""
+    from nsprog.evaluation.scoring import usable_factors
+
+    test = splits["test"]
+    folder = Path(folder)
+    if test.metadata.get("domain") == "synthetic":
+        plot_trajectories(splits["train"], folder / "trajectories.png", boundaries=(10.0, 10.0))
+    factors = usable_factors(test, cfg.factors)
+    colours = {c: test.label_column(c) for c in (factors or [cfg.labels])}
+    plot_latent(est.transform(test), colours, folder / "neural_latent.png",
+                title=f"neural latent, {len(est.programs_)} program(s)")
+    if est.programs_:
+        logits = est.program_logits(test)
+        clusters = est.predict(test)
+        plot_program_values(logits, [p.key() for p in est.programs_], clusters, folder / "programs.png")
+        plot_cluster_examples(test, clusters, folder / "cluster_examples.png")
