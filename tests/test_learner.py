@@ -198,7 +198,7 @@ def test_a_new_program_starts_from_the_neural_latents_split(tiny):
 
     from nsprog.dsl.ast import Hole
     from nsprog.encoder.distill import init_from_neural, program_bits
-    from nsprog.encoder.seeds import SeedStreams
+    from nsprog.seeds import SeedStreams
     from nsprog.encoder.state import FitContext
     from nsprog.search.graph import ProgramGraph, SearchNode
 

@@ -8,7 +8,7 @@
 - :mod:`~nsprog.encoder.trainer`: the VAE epoch loop;
 - :mod:`~nsprog.encoder.distill`: distillation and the neural-latent start of a program;
 - :mod:`~nsprog.encoder.checkpoint`: the one saved form;
-- :mod:`~nsprog.encoder.seeds`: named random streams.
+- :mod:`nsprog.seeds`: named random streams (shared with the baselines and trebalink).
 """
 
 from nsprog.encoder.checkpoint import CheckpointError

@@ -24,7 +24,7 @@ from nsprog.data.normalize import Normalizer
 from nsprog.dsl.ast import Node
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.serialize import program_from_json, program_to_json
-from nsprog.encoder.seeds import SeedStreams
+from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import EncoderConfig
 from nsprog.encoder.state import AlgorithmState, FitContext
 from nsprog.features.pipeline import FeaturePipeline

@@ -18,7 +18,7 @@ from nsprog.data.trajectories import Trajectories
 from nsprog.dsl.definition import DSL
 from nsprog.encoder.algorithm import run_round
 from nsprog.encoder.checkpoint import checkpoint_dict, read_checkpoint, restore, save_checkpoint
-from nsprog.encoder.seeds import SeedStreams
+from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import EncoderConfig
 from nsprog.encoder.state import AlgorithmState, FitContext, start_signature
 from nsprog.features.pipeline import FeaturePipeline

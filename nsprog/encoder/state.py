@@ -13,7 +13,7 @@ from nsprog.dsl.ast import Node
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import StackedProgram
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
-from nsprog.encoder.seeds import SeedStreams
+from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import EncoderConfig
 from nsprog.models.nstvae import NeurosymbolicTVAE
 

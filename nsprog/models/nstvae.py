@@ -17,6 +17,7 @@ of a neural unit can hide.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -112,6 +113,7 @@ class NeurosymbolicTVAE(nn.Module):
         self.decoder = ActionDecoder(state_dim, cfg.z_dim, cfg.decoder, cfg.rnn_dim, cfg.h_dim, cfg.logvar_clamp)
         self.programs = nn.ModuleList()
         self.adversary: nn.Module | None = None
+        self._hard_mask: torch.Tensor | None = None  # see freeze_hard_bits
 
     @property
     def n_programs(self) -> int:
@@ -142,9 +144,11 @@ class NeurosymbolicTVAE(nn.Module):
         self.encoder.drop_last_latent()
         self.programs.append(module)
         self._new_adversary()
+        self._hard_mask = None
 
     def set_program(self, j: int, module: nn.Module) -> None:
         self.programs[j] = module
+        self._hard_mask = None
 
     def reset_vae(self) -> None:
         """Re-initialise encoder, decoder and adversary (the reference's behaviour between rounds)."""
@@ -182,12 +186,28 @@ class NeurosymbolicTVAE(nn.Module):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         zn = mu + eps * torch.exp(0.5 * logvar)
         bits = gumbel_sigmoid_st(logits, self.cfg.tau, generator)
-        hard = self.hard_bit_columns()
-        if hard:
-            mask = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
-            mask[hard] = True
+        mask = self._hard_mask if self._hard_mask is not None else self._make_hard_mask()
+        if mask is not None:
             bits = torch.where(mask, (logits > 0).to(bits.dtype), bits)
         return mu, logvar, zn, logits, bits
+
+    def _make_hard_mask(self) -> torch.Tensor | None:
+        hard = self.hard_bit_columns()
+        if not hard:
+            return None
+        mask = torch.zeros(self.n_programs, dtype=torch.bool, device=next(self.encoder.parameters()).device)
+        mask[hard] = True
+        return mask
+
+    @contextlib.contextmanager
+    def fixed_hard_bits(self):
+        """Inside the body, which programs' training bits are deterministic (``frozen_bits:
+        hard``) is looked up once, not at every step (the body must not freeze programs)."""
+        self._hard_mask = self._make_hard_mask()
+        try:
+            yield
+        finally:
+            self._hard_mask = None
 
     def _adversary_loss(self, mu: torch.Tensor, zn: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """BCE of the adversary predicting every program's probability from the neural latent;
