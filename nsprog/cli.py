@@ -1,53 +1,35 @@
 """The ``nsprog`` command line. Each command group lives in ``nsprog/commands/<group>.py``
-and is listed in ``COMMANDS`` explicitly."""
+and is listed in ``COMMANDS`` explicitly; only the module of the command being run is
+imported."""
 
 from __future__ import annotations
-
-import argparse
-import logging
-import sys
 
 from nsprog._version import __version__
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-#: command name -> module providing ``register(subparsers)``; each registered parser sets ``func``.
-COMMANDS: dict[str, str] = {
-    "data": "nsprog.commands.data",
-    "search": "nsprog.commands.search",
-    "fit": "nsprog.commands.fit",
-    "show": "nsprog.commands.fit",
-    "evaluate": "nsprog.commands.fit",
-    "certify": "nsprog.commands.certify",
-    "safety": "nsprog.commands.safety",
+#: command name -> (module providing ``register(subparsers)``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("nsprog.commands.fit", "learn a neurosymbolic encoder (k programs + a neural latent) on trajectories"),
+    "show": ("nsprog.commands.fit", "print the programs and metrics of a fitted run folder or saved encoder"),
+    "evaluate": ("nsprog.commands.fit", "score a fitted encoder on another dataset file"),
+    "search": ("nsprog.commands.search", "supervised program synthesis: the DSL program that best predicts each label"),
+    "data": ("nsprog.commands.data", "create, convert and inspect trajectory datasets"),
+    "certify": ("nsprog.commands.certify", "certify that program outputs survive feature perturbations"),
+    "safety": ("nsprog.commands.safety", "safe learning of programs with neural modules (DSE, DiffAI+)"),
 }
 
+DESCRIPTION = "Neurosymbolic encoders for trajectories: program synthesis, VAE training, evaluation."
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: list[str] | None = None):
+    """The full parser (every command module imported), or only what ``argv`` needs."""
     from nsprog.commands.common import build_command_parser
 
-    return build_command_parser("nsprog", "Neurosymbolic encoders for trajectories: program synthesis, VAE training, evaluation.", __version__, COMMANDS)
+    return build_command_parser("nsprog", DESCRIPTION, __version__, COMMANDS, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s")
-    for handler in logging.getLogger().handlers:  # the console; run folders add their own file log at INFO
-        handler.setLevel(level)
-    logging.getLogger("nsprog").setLevel(logging.INFO)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError) as exc:
-        if getattr(args, "traceback", False):
-            raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"nsprog {args.command}: error: {msg}", file=sys.stderr)
-        return 1
+    from nsprog.commands.common import run_cli
+
+    return run_cli("nsprog", DESCRIPTION, __version__, COMMANDS, argv)

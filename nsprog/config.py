@@ -252,7 +252,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     if path is not None:
         data = _deep_merge(data, load_yaml(path))
     data = apply_overrides(data, overrides)
-    return from_dict(cls, data, str(path) if path is not None else "defaults")
+    return from_dict(cls, data, str(path) if path is not None else ("--set" if overrides else "the defaults"))
 
 
 def dump_config(obj: Any) -> str:

@@ -22,7 +22,7 @@ from nsprog.search.synthesis import SearchSettings
 from nsprog.settings import param
 from nsprog.utils import resolve_device
 
-__all__ = ["FitRunConfig", "fit_into_run", "QUICK_DATA"]
+__all__ = ["FitRunConfig", "PreparedFit", "prepare_fit", "fit_into_run", "QUICK_DATA"]
 
 log = logging.getLogger("nsprog")
 
@@ -60,14 +60,37 @@ class FitRunConfig(RunBase):
                                     device=device or self.device, threads=self.threads or None, progress=progress)
 
 
-def fit_into_run(cfg: FitRunConfig, run: Run, resume: bool = False, progress: bool = True) -> tuple[NeurosymbolicEncoder, dict]:
+@dataclass
+class PreparedFit:
+    """Everything a fit needs, checked before any file is written."""
+
+    splits: dict
+    device: object
+    dsl: object
+
+
+def prepare_fit(cfg: FitRunConfig) -> PreparedFit:
+    """Load the data and run every check that can fail before training (device, DSL, label
+    and factor columns, the DSL against the windows), so a bad input never touches the disk."""
+    from nsprog.dsl.definition import load_dsl
+    from nsprog.encoder.fitting import check_fit_inputs
+
+    device = resolve_device(cfg.device)
+    dsl = load_dsl(cfg.dsl)
+    splits = load_splits(cfg.data, cfg.seed)
+    splits["test"].label_column(cfg.eval.labels)
+    usable_factors(splits["test"], cfg.eval.factors)
+    check_fit_inputs(cfg.encoder_config(), dsl, splits["train"])
+    return PreparedFit(splits, device, dsl)
+
+
+def fit_into_run(cfg: FitRunConfig, run: Run, prepared: PreparedFit | None = None, resume: bool = False,
+                 progress: bool = True) -> tuple[NeurosymbolicEncoder, dict]:
     """Fit into ``run.path``: ``checkpoint.pt`` after every round, then ``programs.txt`` /
     ``programs.json``, ``metrics.json`` and ``plots/``. Returns the encoder and its metrics."""
-    device = resolve_device(cfg.device)
-    splits = load_splits(cfg.data, cfg.seed)
-    splits["test"].label_column(cfg.eval.labels)  # a missing label column fails before training
-    usable_factors(splits["test"], cfg.eval.factors)
-    est = cfg.encoder(progress=progress, device=str(device))
+    prep = prepared or prepare_fit(cfg)
+    splits = prep.splits
+    est = cfg.encoder(progress=progress, device=str(prep.device))
     t0 = time.perf_counter()
     est.fit(splits["train"], splits["val"], checkpoint_dir=run.path, resume=resume)
     seconds = time.perf_counter() - t0

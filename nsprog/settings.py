@@ -33,8 +33,11 @@ class ConfigError(ValueError):
         self.problems = list(problems)
         self.source = source
         where = f" in {source}" if source else ""
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid config{where} ({len(self.problems)} problem(s)):\n{lines}")
+        if len(self.problems) == 1:
+            super().__init__(f"invalid config{where}: {self.problems[0]}")
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            super().__init__(f"invalid config{where} ({len(self.problems)} problems):\n{lines}")
 
 
 @dataclasses.dataclass(frozen=True)

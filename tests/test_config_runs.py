@@ -32,7 +32,7 @@ def test_unknown_key_is_an_error_naming_allowed_keys(tmp_path):
     assert "train.epoch: unknown key (did you mean 'epochs'?)" in msg
     assert "allowed keys of train: epochs, lr" in msg
     assert "sed: unknown key (did you mean 'seed'?)" in msg
-    assert "2 problem(s)" in msg
+    assert "2 problems" in msg
 
 
 def test_types_are_checked_and_overrides_apply(tmp_path):

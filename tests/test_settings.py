@@ -34,15 +34,17 @@ CLASSES = _all_settings_classes()
 
 
 def _literal_fields(cls):
+    """(field, choices, in_list) for fields of Literal, Optional[Literal] or list[Literal] type."""
     out = []
     for f in dataclasses.fields(cls):
         tp = _hints(cls)[f.name]
+        in_list = get_origin(tp) is list
         args = get_args(tp) if get_origin(tp) is Literal else ()
-        if not args:  # Literal inside Optional
+        if not args:  # Literal inside Optional or list
             inner = [a for a in get_args(tp) if get_origin(a) is Literal]
             args = get_args(inner[0]) if inner else ()
         if args and all(isinstance(a, str) for a in args):
-            out.append((f.name, args))
+            out.append((f.name, args, in_list))
     return out
 
 
@@ -58,12 +60,13 @@ def test_the_project_has_its_settings_classes():
 
 @pytest.mark.parametrize("cls", [c for c in CLASSES if _literal_fields(c)], ids=lambda c: c.__name__)
 def test_a_misspelt_option_names_the_field_and_the_closest_choice(cls):
-    for name, allowed in _literal_fields(cls):
+    for name, allowed, in_list in _literal_fields(cls):
         wrong = allowed[-1][:-1] + "x" + allowed[-1][-1]  # one letter changed
         with pytest.raises(ConfigError) as err:
-            cls(**{name: wrong})
+            cls(**{name: [wrong] if in_list else wrong})
         msg = str(err.value)
-        assert f"{name}: expected one of" in msg and repr(wrong) in msg and cls.__name__ in msg, msg
+        key = f"{name}[0]" if in_list else name
+        assert f"{key}: expected one of" in msg and repr(wrong) in msg and cls.__name__ in msg, msg
         assert f"did you mean {allowed[-1]!r}" in msg, msg
 
 

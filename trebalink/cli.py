@@ -1,40 +1,27 @@
-"""The ``trebalink`` command line. Command groups are listed in ``COMMANDS`` explicitly."""
+"""The ``trebalink`` command line. Command groups are listed in ``COMMANDS`` explicitly; only
+the module of the command being run is imported."""
 
 from __future__ import annotations
-
-import argparse
-import logging
-import sys
 
 from nsprog._version import __version__
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-#: command name -> module providing ``register(subparsers)``.
-COMMANDS: dict[str, str] = {
-    "label": "trebalink.commands",
+#: command name -> (module providing ``register(subparsers)``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "label": ("trebalink.commands", "label windows with the programs of an nsprog run (one task per program)"),
 }
 
+DESCRIPTION = "Turn nsprog programs into labelling tasks for trajectory data."
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: list[str] | None = None):
     from nsprog.commands.common import build_command_parser
 
-    return build_command_parser("trebalink", "Turn nsprog programs into labelling tasks, and train and evaluate trajectory embeddings.", __version__, COMMANDS)
+    return build_command_parser("trebalink", DESCRIPTION, __version__, COMMANDS, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(level)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"trebalink {args.command}: error: {msg}", file=sys.stderr)
-        return 1
+    from nsprog.commands.common import run_cli
+
+    return run_cli("trebalink", DESCRIPTION, __version__, COMMANDS, argv)

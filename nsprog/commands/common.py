@@ -1,48 +1,85 @@
-"""Options, config fields and parser plumbing shared by the command-line tools."""
+"""What every command line shares: the parser (command modules imported only when their
+command runs, so ``--help`` is instant), the run options, the output levels and the one place
+where errors become messages.
+
+Output levels: by default progress (a bar on a terminal, a log line per epoch elsewhere),
+INFO log lines, the results and the run folder; ``--quiet`` drops progress and INFO lines
+but still prints the results and the run folder; ``--silent`` prints nothing but errors.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import sys
+from typing import Callable, Mapping, Sequence
 
-from nsprog.runs import RunBase  # noqa: F401 - re-exported for the command modules
+__all__ = ["CommandSpec", "build_command_parser", "run_cli", "add_run_options", "add_quiet", "cli_overrides",
+           "UserError", "Interrupted"]
+
+log = logging.getLogger("nsprog")
+
+#: name -> (module with ``register(subparsers)``, one-line help)
+CommandSpec = Mapping[str, tuple[str, str]]
 
 
-def build_command_parser(prog: str, description: str, version: str, commands: dict[str, str]) -> argparse.ArgumentParser:
-    """A parser whose sub-commands come from the modules in ``commands`` (name -> module with
-    ``register(subparsers)``); a module that does not exist yet is skipped."""
+class UserError(Exception):
+    """A mistake in the input or the environment, reported as one line (no traceback)."""
+
+
+class Interrupted(Exception):
+    """The user interrupted a command; the message says what was kept and how to continue."""
+
+
+def _requested(argv: Sequence[str], commands: CommandSpec) -> str | None:
+    for token in argv:
+        if not token.startswith("-"):
+            return token if token in commands else None
+    return None
+
+
+def build_command_parser(prog: str, description: str, version: str, commands: CommandSpec,
+                         argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of a command line. Only the module of the command named in ``argv`` is
+    imported (all of them when ``argv`` is None); the others appear in ``--help`` by their
+    one-line help, so listing the commands imports nothing heavy."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"{prog} {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in dict.fromkeys(commands.values()):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        mod.register(sub)
+    wanted = None if argv is None else _requested(argv, commands)
+    modules = dict.fromkeys(m for m, _ in commands.values()) if argv is None else (
+        [commands[wanted][0]] if wanted else [])
+    for module in modules:
+        importlib.import_module(module).register(sub)
+    for name, (_, help_text) in commands.items():
+        if name not in sub.choices:  # listed in --help by its one-line help; imported only when run
+            sub.add_parser(name, help=help_text)
     return parser
 
 
-def add_run_options(p: argparse.ArgumentParser, config: bool = True) -> None:
+def add_run_options(p: argparse.ArgumentParser, config: bool = True, example_key: str = "vae.epochs=3") -> None:
     if config:
         p.add_argument("config", nargs="?", default=None, help="YAML config file (defaults are used when omitted)")
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value with a dotted key, e.g. --set train.epochs=3 (repeatable)",
+        help=f"override a config value with a dotted key, e.g. --set {example_key} (repeatable)",
     )
     p.add_argument("--out", default=None, help="run folder (must be new or empty); default runs/<name>/<timestamp>")
-    p.add_argument("--force", action="store_true", help="allow --out to be a non-empty folder (its contents are replaced)")
+    p.add_argument("--force", action="store_true",
+                   help="allow --out to be a non-empty folder: its contents are replaced once the new run succeeds")
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides the config's seed)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (overrides the config's device)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (overrides the config)")
+    p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads (overrides the config)")
     add_quiet(p)
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch logs (for scripts)")
-    p.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress or per-epoch logs; the results and the run folder are still printed")
+    g.add_argument("--silent", action="store_true", help="print nothing but errors")
+    p.add_argument("--traceback", action="store_true", help="show the full traceback of an error (for bug reports)")
 
 
 def cli_overrides(args) -> list[str]:
@@ -55,3 +92,79 @@ def cli_overrides(args) -> list[str]:
     if getattr(args, "threads", None) is not None:
         out.append(f"threads={args.threads}")
     return out
+
+
+class _OneLine(logging.Formatter):
+    """Console log records on one line each (a multi-line message is joined with ' | ')."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", " | ")
+
+
+def _configure_logging(args) -> None:
+    level = logging.INFO
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    if getattr(args, "silent", False):
+        level = logging.ERROR
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("%(message)s"))
+    handler.setLevel(level)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_nsprog_console", False):
+            root.removeHandler(h)
+    handler._nsprog_console = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO))
+    logging.getLogger("nsprog").setLevel(logging.INFO)  # run folders add their own file log at INFO
+
+
+def _user_message(exc: BaseException) -> str | None:
+    """One line for a user or environment error, None for anything else (a bug)."""
+    from nsprog.training import TrainingError
+
+    if isinstance(exc, (UserError, TrainingError)):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else repr(exc)
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        hint = {28: " (free some space, or write the results elsewhere with --out)",
+                13: " (choose a folder you can write to, e.g. with --out)",
+                30: " (the file system is read-only; choose another folder with --out)"}.get(exc.errno or 0, "")
+        text = f"{what}{where}{hint}" if exc.strerror else what
+        return text
+    if isinstance(exc, ValueError):  # ConfigError, CheckpointError and every input check raise these
+        return str(exc)
+    return None
+
+
+def run_cli(prog: str, description: str, version: str, commands: CommandSpec,
+            argv: Sequence[str] | None = None) -> int:
+    """Parse, run the command, and turn errors into one-line messages with an exit code:
+    0 success, 1 a user or environment error, 2 usage, 130 interrupted. Unexpected
+    exceptions (bugs) keep their traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_command_parser(prog, description, version, commands, argv)
+    args = parser.parse_args(argv)
+    func: Callable | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    _configure_logging(args)
+    try:
+        return int(func(args) or 0)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        msg = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        print(f"{prog} {args.command}: {msg}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place errors become messages
+        if getattr(args, "traceback", False):
+            raise
+        msg = _user_message(exc)
+        if msg is None:
+            raise
+        print(f"{prog} {args.command}: error: {msg}", file=sys.stderr)
+        return 1

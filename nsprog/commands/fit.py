@@ -71,9 +71,10 @@ def _flatten(d: dict, prefix: str = "") -> list[str]:
 
 
 def run_fit(args) -> int:
+    from nsprog.commands.common import Interrupted
     from nsprog.config import load_config
-    from nsprog.fit_run import FitRunConfig, fit_into_run
-    from nsprog.runs import Run, attach_log, start_run
+    from nsprog.fit_run import FitRunConfig, fit_into_run, prepare_fit
+    from nsprog.runs import Run, attach_log, check_out_folder, start_run
 
     if args.resume:
         if args.config or args.out or args.preset or args.quick:
@@ -83,21 +84,28 @@ def run_fit(args) -> int:
         if not (rdir / "config.yaml").is_file():
             raise FileNotFoundError(f"--resume {rdir}: no config.yaml there (not an nsprog fit folder)")
         cfg = load_config(FitRunConfig, rdir / "config.yaml", cli_overrides(args))
+        prepared = prepare_fit(cfg)
         run = Run(path=rdir, name=cfg.name, seed=cfg.seed, _handler=attach_log(rdir))
-        resume = True
     else:
         cfg = load_config(FitRunConfig, args.config, cli_overrides(args), base=_base_overrides(args))
+        check_out_folder(args.out, args.force)
+        prepared = prepare_fit(cfg)  # every check before the run folder is made
         run = start_run(cfg.name + ("_quick" if args.quick else ""), cfg, cfg.seed, out=args.out, force=args.force)
-        resume = False
     try:
-        est, metrics = fit_into_run(cfg, run, resume=resume, progress=not args.quiet)
-    finally:
-        run.close()
-    if not args.quiet:
+        with run:
+            est, metrics = fit_into_run(cfg, run, prepared, resume=bool(args.resume), progress=_progress(args))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {run.path} keeps every finished round. Continue with: "
+                          f"nsprog fit --resume {run.path}") from None
+    if not args.silent:  # the results and the run folder are printed even with --quiet
         print(est.program_set().to_text() if est.programs_ else "(no programs)", end="")
         print_metrics(metrics)
         print(f"results in {run.path}")
     return 0
+
+
+def _progress(args) -> bool:
+    return not (args.quiet or args.silent)
 
 
 def print_metrics(m: dict) -> None:
@@ -121,7 +129,7 @@ def print_metrics(m: dict) -> None:
               + ", ".join(f"{k} {v:.3f}" for k, v in m["neural_latent_knn_readout"].items()))
 
 
-def run_show(args) -> int:
+def run_show(args) -> int:  # noqa: ARG001 - show always prints (what it is for)
     d = Path(args.run_dir)
     if not d.exists():
         raise FileNotFoundError(f"{d} does not exist")
@@ -165,9 +173,9 @@ def run_evaluate(args) -> int:
     metrics = score_encoder(est, test, ev)
     metrics["data"] = str(args.data)
     write_json_atomic(out, metrics)
-    if not args.quiet:
+    if not args.silent:
         print_metrics(metrics)
-    print(f"scores written to {out}")
+        print(f"scores written to {out}")
     return 0
 
 

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+
 from nsprog.optim import make_adam
+from nsprog.progress import Progress, fmt
 from nsprog.safety.benchmarks import Benchmark, components_per_dim
 from nsprog.safety.box import Box
 from nsprog.safety.config import MODES, TrainConfig
@@ -301,19 +303,14 @@ def train(bench: Benchmark, mode: str, cfg: TrainConfig, train_data: PairData, v
 
     history: list[dict] = []
     checkpoints: list[tuple] = []  # (step, val_safe, val_data, state)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, desc=f"{bench.name}/{mode}", leave=False)
+    bar = Progress(range(cfg.steps), f"{bench.name}/{mode}", enabled=progress, unit="step", log_lines=False)
     t0 = time.perf_counter()
     train_time = 0.0
     for step in range(1, cfg.steps + 1):
         ts = time.perf_counter()
         last = stepper.step(step)
         train_time += time.perf_counter() - ts
-        if bar is not None:
-            bar.update(1)
+        bar.advance()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             with torch.no_grad():
                 vres = verify(bench, modules, val_n, dtype=torch.float32)
@@ -322,12 +319,11 @@ def train(bench: Benchmark, mode: str, cfg: TrainConfig, train_data: PairData, v
                    "seconds": time.perf_counter() - t0}
             history.append(row)
             checkpoints.append((step, vres.provably_safe, vdata, _state(modules)))
-            log.info("%s/%s step %d: loss %.4g data %.4g safety %.4g | val safe %.4f val data %.4g",
-                     bench.name, mode, step, last["loss"], last["data"], last["safety"], vres.provably_safe, vdata)
-            if bar is not None:
-                bar.set_postfix(val_safe=f"{vres.provably_safe:.3f}", val_data=f"{vdata:.3g}")
-    if bar is not None:
-        bar.close()
+            log.info("%s/%s step %d: loss %s data %s safety %s | val safe %.4f val data %s", bench.name, mode, step,
+                     fmt(last["loss"]), fmt(last["data"]),
+                     fmt(last["safety"]) if step > cfg.warmup else "- (warm-up)", vres.provably_safe, fmt(vdata))
+            bar.report(step - 1, {"val_safe": vres.provably_safe, "val_data": vdata})
+    bar.close()
     best_step = 0
     if checkpoints:
         best_step, best_state = _select(checkpoints, select, cfg.select_tolerance)

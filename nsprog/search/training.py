@@ -22,13 +22,13 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from nsprog.dsl.ast import Node, is_complete
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import CandidateBatch, shape_key
 from nsprog.search.executors import InlineExecutor
 from nsprog.optim import make_adam
+from nsprog.progress import Progress
 from nsprog.settings import Settings, param
 
 __all__ = [
@@ -174,7 +174,7 @@ def train_candidates(
     stopped = np.zeros(P, dtype=bool)
     best_prog: list[Node | None] = [None] * P
     n_epochs = max(epochs) if epochs else 0
-    bar = tqdm(range(n_epochs), desc=f"training {P} candidate(s)", leave=False, disable=not progress)
+    bar = Progress(range(n_epochs), f"training {P} candidate(s)", enabled=progress, log_lines=False)
     for epoch in bar:
         active = [g for g, idxs in enumerate(group_list) if epoch < epochs[g] and not stopped[idxs].all()]
         if not active:
@@ -219,7 +219,8 @@ def train_candidates(
                             stopped[i] = True
                     if epoch + 1 >= epochs[g]:
                         stopped[i] = True
-        bar.set_postfix(best=f"{best.min():.3f}")
+        bar.report(epoch, {"best": float(best.min())})
+    bar.close()
     seconds = (time.perf_counter() - t0) / max(P, 1)
     return [
         CandidateResult(best_prog[i] or programs[i], float(best[i]), float(best_f1[i]), float(best_acc[i]),

@@ -55,7 +55,7 @@ def test_run_writes_plot_and_verify_command_rechecks(tmp_path, capsys):
     (["--benchmark", "thermo"], "benchmark: expected one of 'thermostat', 'aircraft', 'racetrack', 'cartpole'"),
     (["--mode", "dsee"], "mode: expected one of 'only_data', 'diffai', 'dse'"),
     (["--benchmark", "cartpole", "--verifier-components", "10000"], "verifier components = 10000 per input dimension"),
-    (["--train-size", "0"], "train_size must be > 0"),
+    (["--train-size", "0"], "train_size: expected a value >= 1; got 0"),
     (["--steps", "5", "--epochs", "2"], "either --steps or --epochs"),
 ])
 def test_bad_input_is_an_error_naming_the_item(tmp_path, capsys, args, message):
