@@ -19,6 +19,7 @@ __all__ = [
     "limit_threads",
     "atomic_write",
     "write_json_atomic",
+    "read_json",
     "torch_save_atomic",
 ]
 
@@ -131,6 +132,18 @@ def _to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """Parse a JSON file, naming the file and the place in any error."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a valid {what} ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                         "it may be truncated or edited by hand") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a text {what} ({exc.reason})") from None
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:

@@ -145,7 +145,9 @@ def run_show(args) -> int:  # noqa: ARG001 - show always prints (what it is for)
                                 "saved-encoder folder)")
     mpath = d / "metrics.json"
     if mpath.is_file():
-        m = json.loads(mpath.read_text())
+        from nsprog.utils import read_json
+
+        m = read_json(mpath, "metrics file")
         if "model" in m:
             print_metrics(m)
         elif "labels" in m:

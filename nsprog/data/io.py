@@ -63,7 +63,8 @@ def save_dataset(path: str | Path, data: Trajectories | Mapping[str, Trajectorie
                     fg.create_dataset(k, data=v)
                 g.attrs["feature_names"] = json.dumps(list(t.feature_names) if t.feature_names else None)
                 g.attrs["label_names"] = json.dumps(list(t.label_names) if t.label_names else None)
-                g.attrs["metadata"] = json.dumps(t.metadata)
+                # "path" says where windows were read from; it is not part of the data
+                g.attrs["metadata"] = json.dumps({k: v for k, v in t.metadata.items() if k != "path"})
 
     return atomic_write(path, write)
 
@@ -85,9 +86,9 @@ def _read_split(path: Path, f: h5py.File, name: str) -> Trajectories:
             factors={k: g["factors"][k][()] for k in g["factors"]} if "factors" in g else {},
             feature_names=json.loads(g.attrs.get("feature_names", "null")),
             label_names=json.loads(g.attrs.get("label_names", "null")),
-            metadata=json.loads(g.attrs.get("metadata", "{}")),
+            metadata={**json.loads(g.attrs.get("metadata", "{}")), "path": f"{path} (split {name})"},
         )
-    except ValueError as exc:
+    except (ValueError, KeyError) as exc:
         raise DatasetFileError(f"{path}: split {name!r}: {exc}") from exc
 
 
@@ -119,11 +120,15 @@ def load_dataset(path: str | Path, splits: list[str] | None = None) -> dict[str,
             )
         if version < 1:
             raise DatasetFileError(f"{path} has an invalid schema_version {version}")
-        available = json.loads(f.attrs.get("splits", "[]")) or [k for k in f.keys()]
+        listed = json.loads(f.attrs.get("splits", "[]")) or [k for k in f.keys()]
+        available = [s for s in listed if s in f]
         wanted = splits or available
         missing = [s for s in wanted if s not in f]
         if missing:
-            raise DatasetFileError(f"{path} has no split(s) {missing}; available: {', '.join(available)}")
+            damaged = [s for s in listed if s not in f]
+            note = f" (the file lists {damaged} but they are missing: a damaged file)" if damaged else ""
+            raise DatasetFileError(f"{path} has no split(s) {missing}; available: {', '.join(available) or 'none'}"
+                                   f"{note}")
         return {name: _read_split(path, f, name) for name in wanted}
 
 

@@ -58,6 +58,28 @@ class DataConfig(Settings):
     data_seed: int | None = param(None, ge=0)
     split: SplitConfig = field(default_factory=SplitConfig)
 
+    def _extra_checks(self) -> list[str]:
+        """A setting the chosen source would ignore is an error, not a silent no-op."""
+        problems = []
+        defaults = DataConfig.__dataclass_fields__
+        synthetic_only = [k for k in ("n_train", "n_val", "n_test", "length", "reject_ambiguous")
+                          if getattr(self, k) != defaults[k].default]
+        if self.source == "synthetic":
+            set_keys = [k for k in ("path", "test_path", "annotations", "windows") if getattr(self, k) is not None]
+            set_keys += ["loader"] * bool(self.loader) + ["format"] * (self.format != "auto")
+            problems += [f"{k}: is set, but data.source is 'synthetic', which generates its windows and reads no "
+                         "file; set data.source to 'file' (an nsprog HDF5 dataset) or 'tracking' (tracking files)"
+                         for k in set_keys]
+        else:
+            problems += [f"{k}: applies to data.source 'synthetic' only; this config reads {self.source!r} data"
+                         for k in synthetic_only]
+        if self.source == "file":
+            set_keys = [k for k in ("annotations", "windows") if getattr(self, k) is not None]
+            set_keys += ["loader"] * bool(self.loader) + ["format"] * (self.format != "auto")
+            problems += [f"{k}: applies to data.source 'tracking' only; an nsprog HDF5 file (data.source 'file') "
+                         "already holds windows" for k in set_keys]
+        return problems
+
 
 def _split(t: Trajectories, cfg: SplitConfig, seed: int) -> dict[str, Trajectories]:
     fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}

@@ -158,13 +158,18 @@ class Trajectories:
 
     def label_column(self, name: str | None) -> np.ndarray:
         """``labels`` for ``None``/``"label"``, else the factor called ``name``."""
+        where = self.metadata.get("path") or self.metadata.get("source")
+        of = f" of {where}" if where else ""
+        choices = (["label"] if self.labels is not None else []) + sorted(self.factors)
         if name in (None, "label", "labels"):
             if self.labels is None:
-                raise KeyError("these trajectories have no labels")
+                hint = (f"; their label columns are {', '.join(choices)}: name one (--labels COLUMN, or eval.labels / "
+                        "labels in a config)") if choices else "; they have no label column at all"
+                raise KeyError(f"the windows{of} have no 'label' column{hint}")
             return self.labels
         if name not in self.factors:
-            choices = ["label"] + sorted(self.factors)
-            raise KeyError(f"unknown label column {name!r}; available: {', '.join(choices)}")
+            raise KeyError(f"the windows{of} have no label column {name!r}; available: "
+                           f"{', '.join(choices) or 'none'}")
         return self.factors[name]
 
     @staticmethod

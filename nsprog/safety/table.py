@@ -10,7 +10,6 @@ what settings are chosen by) and ``table.png``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 
 from nsprog.config import apply_overrides, dump_config, from_dict, to_dict
 from nsprog.safety.config import SafetyRunConfig, SafetyTableConfig
-from nsprog.utils import atomic_write, limit_threads
+from nsprog.utils import atomic_write, limit_threads, read_json
 
 __all__ = ["run_table", "cell_dir", "summarise", "validation_summary"]
 
@@ -78,7 +77,7 @@ def _collect(out: Path):
 
     rows = []
     for f in sorted((out / "runs").glob("*/*/n*/seed*/metrics.json")):
-        rows.append(json.loads(f.read_text(encoding="utf-8")))
+        rows.append(read_json(f, "metrics file"))
     if not rows:
         raise FileNotFoundError(f"no finished cells (metrics.json) under {out / 'runs'}")
     return pd.DataFrame(rows)

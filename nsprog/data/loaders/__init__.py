@@ -131,6 +131,15 @@ def detect_format(path: str | Path) -> str:
         return hits[0]
     tried = ", ".join(f.name for f in candidates)
     if not hits:
+        findings = []
+        for f in candidates:  # each candidate loader's own diagnosis says what is wrong for it
+            try:
+                f.load(path)
+            except Exception as exc:  # noqa: BLE001 - collected into one message
+                text = " ".join(str(exc).split()).replace(str(path), "the file")
+                findings.append(f"as {f.name}: {text[:300]}")
+            else:
+                return f.name
         hint = ""
         if suffix == ".csv":
             try:
@@ -142,7 +151,8 @@ def detect_format(path: str | Path) -> str:
                     hint = "; it looks like a behaviour bout table: pass it as annotations= (CLI --annotations)"
             except (OSError, UnicodeDecodeError):
                 pass
-        raise FormatError(path, f"matches none of the formats for {suffix!r} files ({tried}){hint}; pass format=")
+        raise FormatError(path, f"matches none of the formats for {suffix!r} files ({tried}){hint}; pass format= "
+                                f"(CLI --format). What each format found: " + "; ".join(findings))
     raise FormatError(path, f"matches several formats ({', '.join(hits)}); choose one with format=")
 
 

@@ -83,14 +83,47 @@ def rows_to_float(
         raise
 
 
-def open_h5(path: str | Path):
-    """Open an HDF5 file read-only, naming the file in the error."""
+class _H5File:
+    """An h5py file whose missing groups and datasets are :class:`FormatError`s naming the
+    file and the object (h5py itself says only "Unable to synchronously open object")."""
+
+    def __init__(self, path: str | Path, f, what: str):
+        self._path, self._f, self._what = path, f, what
+
+    def __enter__(self):
+        self._f.__enter__()
+        return self._f
+
+    def __exit__(self, exc_type, exc, tb):
+        self._f.__exit__(exc_type, exc, tb)
+        if exc_type is KeyError and "object" in str(exc):
+            import re
+
+            name = re.search(r"object '([^']+)'", str(exc))
+            part = f" {name.group(1)!r}" if name else ""
+            raise FormatError(self._path, f"the HDF5 object{part} is missing: an incomplete or damaged "
+                                          f"{self._what} file ({exc.args[0] if exc.args else exc})") from None
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __getitem__(self, key):
+        return self._f[key]
+
+    def __contains__(self, key):
+        return key in self._f
+
+
+def open_h5(path: str | Path, what: str = "HDF5"):
+    """Open an HDF5 file read-only (use it with ``with``), naming the file in every error."""
     import h5py
 
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise FormatError(path, f"not a readable HDF5 file ({exc})") from None
+    return _H5File(path, f, what)
 
 
 def decode_str(v) -> str:

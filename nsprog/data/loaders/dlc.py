@@ -330,7 +330,7 @@ def _read_table(path: Path, g) -> tuple[np.ndarray, list[tuple[str, ...]], list[
 def load_dlc_h5(path: str | Path, fps: float | None = None, key: str | None = None) -> list[Recording]:
     """Read a DeepLabCut (pandas) HDF5 file with h5py; ``key`` picks the group when there are several."""
     path = Path(path)
-    with open_h5(path) as f:
+    with open_h5(path, "DeepLabCut") as f:
         groups = _frame_groups(f)
         if not groups:
             raise FormatError(path, "no pandas DataFrame group (attribute 'pandas_type') found; not a DeepLabCut H5")

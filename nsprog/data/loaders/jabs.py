@@ -50,7 +50,7 @@ def load_jabs_h5(
     path = Path(path)
     if identity not in ("slot", "track"):
         raise ValueError(f"identity must be 'slot' or 'track'; got {identity!r}")
-    with open_h5(path) as f:
+    with open_h5(path, "JABS pose") as f:
         if "poseest/points" not in f:
             raise FormatError(path, "no dataset 'poseest/points'; not a JABS pose file")
         g = f["poseest"]

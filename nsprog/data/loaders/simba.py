@@ -37,6 +37,16 @@ def _keypoint_columns(header: list[str]) -> dict[str, dict[str, int]]:
     return {k: v for k, v in out.items() if "x" in v and "y" in v}
 
 
+def _half_keypoints(header: list[str]) -> list[tuple[str, set, list]]:
+    """Names with an x, y or p column whose x or y column is missing."""
+    seen: dict[str, set] = {}
+    for h in header:
+        m = _COORD.match(h.strip())
+        if m:
+            seen.setdefault(m["name"], set()).add(m["c"])
+    return [(n, c, [k for k in "xy" if k not in c]) for n, c in seen.items() if not {"x", "y"} <= c and c & {"x", "y"}]
+
+
 def detect_simba_csv(path: Path) -> bool:
     rows = read_csv_rows(path, limit=1)
     if not rows:
@@ -57,6 +67,11 @@ def load_simba_csv(path: str | Path, fps: float | None = None) -> list[Recording
     kcols = _keypoint_columns(header)
     if not kcols:
         raise FormatError(path, "no <bodypart>_x / <bodypart>_y column pairs in the header (zero keypoints)")
+    half = _half_keypoints(header)
+    if half:
+        raise FormatError(path, "keypoint(s) with only some of their coordinate columns: " + "; ".join(
+            f"{name} has {', '.join(f'{name}_{c}' for c in sorted(have))} but no {', '.join(f'{name}_{c}' for c in missing)}"
+            for name, have, missing in half[:5]) + " (a deleted or renamed column?)")
     inds: list[str] = []
     bps: list[str] = []
     where: list[tuple[int, int, dict[str, int]]] = []

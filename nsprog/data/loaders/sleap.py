@@ -30,7 +30,7 @@ def detect_sleap_h5(path: Path) -> bool:
 def load_sleap_h5(path: str | Path, fps: float | None = None) -> list[Recording]:
     """Read a SLEAP analysis file into one recording (individuals = tracks, keypoints = nodes)."""
     path = Path(path)
-    with open_h5(path) as f:
+    with open_h5(path, "SLEAP analysis") as f:
         missing = [k for k in ("tracks", "node_names") if k not in f]
         if missing:
             raise FormatError(path, f"missing dataset(s) {missing}; a SLEAP analysis file has tracks and node_names")

@@ -277,25 +277,38 @@ def load_sportvu_json(
     rows = []
     teams, players = {}, {}
     for ei, ev in enumerate(events):
+        if not isinstance(ev, dict):
+            raise FormatError(path, f"event {ei}: expected an object with 'moments' (and 'home', 'visitor'); got "
+                                    f"{type(ev).__name__} {str(ev)[:40]!r}")
         for side in ("home", "visitor"):
             t = ev.get(side) or {}
-            if "teamid" in t:
+            if isinstance(t, dict) and "teamid" in t:
                 teams[str(t["teamid"])] = t.get("abbreviation", str(t["teamid"]))
-                for p in t.get("players", []):
-                    players[str(p.get("playerid"))] = f"{p.get('firstname', '')} {p.get('lastname', '')}".strip()
-        for mi, m in enumerate(ev.get("moments") or []):
+                for p in t.get("players", []) if isinstance(t.get("players"), list) else []:
+                    if isinstance(p, dict):
+                        players[str(p.get("playerid"))] = f"{p.get('firstname', '')} {p.get('lastname', '')}".strip()
+        moments = ev.get("moments") or []
+        if not isinstance(moments, list):
+            raise FormatError(path, f"event {ei}: field 'moments' must be a list; got {type(moments).__name__}")
+        for mi, m in enumerate(moments):
             if not isinstance(m, list) or len(m) < 6 or not isinstance(m[5], list):
                 raise FormatError(
                     path, f"event {ei} moment {mi}: expected [quarter, unix_ms, game_clock, shot_clock, null, entities]"
                 )
             q, unix, gc, sc = m[0], m[1], m[2], m[3]
-            for ent in m[5]:
+            for k, ent in enumerate(m[5]):
                 if not isinstance(ent, list) or len(ent) < 4:
-                    raise FormatError(path, f"event {ei} moment {mi}: field 'entities' holds {ent!r}; expected [team_id, player_id, x, y, z]")
-                rows.append((q, unix, gc, np.nan if sc is None else sc, ei, ent[0], ent[1], ent[2], ent[3], ent[4] if len(ent) > 4 else np.nan))
+                    raise FormatError(path, f"event {ei} moment {mi}: entity {k} is {ent!r}; expected "
+                                            "[team_id, player_id, x, y, z]")
+                rows.append((q, unix, gc, np.nan if sc is None else sc, ei, ent[0], ent[1], ent[2], ent[3],
+                             ent[4] if len(ent) > 4 and ent[4] is not None else np.nan))
     if not rows:
         raise FormatError(path, "no moments in any event")
-    a = np.asarray(rows, dtype=np.float64)
+    try:
+        a = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        _first_bad_number(path, events)
+        raise
     meta = {"teams": teams, "players": players, "gameid": str(data.get("gameid", "")), "n_events": len(events)}
     rec = assemble_moments(
         path, time=a[:, 1], period=a[:, 0], clock=a[:, 2], shot=a[:, 3], event=a[:, 4].astype(np.int64),
@@ -304,6 +317,29 @@ def load_sportvu_json(
         gap_factor=gap_factor, time_is_clock=False, fmt="sportvu_json", metadata=meta,
     )
     return [rec]
+
+
+def _first_bad_number(path: Path, events: list) -> None:
+    """Raise a :class:`FormatError` naming the first value of a moment that is not a number."""
+    for ei, ev in enumerate(events):
+        for mi, m in enumerate(ev.get("moments") or []):
+            for name, v in zip(("quarter", "unix_ms", "game_clock", "shot_clock"), m[:4]):
+                _number(path, v, f"event {ei} moment {mi}: field {name!r}", allow_none=name == "shot_clock")
+            for k, ent in enumerate(m[5]):
+                for name, v in zip(("team_id", "player_id", "x", "y", "z"), ent[:5]):
+                    _number(path, v, f"event {ei} moment {mi} entity {k}: field {name!r}", allow_none=name == "z")
+
+
+def _number(path: Path, value, where: str, allow_none: bool = False) -> float:
+    """``value`` as a float, or a :class:`FormatError` naming the file, place and field."""
+    if value is None and allow_none:
+        return np.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise FormatError(path, f"{where}: expected a number; got {value!r}") from None
+    return float(value)
 
 
 def _col(header: Sequence[str], *names: str) -> int | None:
