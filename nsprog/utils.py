@@ -21,6 +21,7 @@ __all__ = [
     "write_json_atomic",
     "read_json",
     "torch_save_atomic",
+    "load_torch_file",
 ]
 
 
@@ -109,6 +110,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
         write(tmp_path)
         os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        if exc.errno is not None and exc.filename != str(path):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         with contextlib.suppress(OSError):
             if tmp_path.exists():
@@ -150,6 +155,22 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (NumPy and torch values are converted)."""
     text = json.dumps(_to_jsonable(obj), indent=2, sort_keys=False) + "\n"
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one error for every way a file can be
+    unusable (corrupt, truncated, not a torch file, or holding objects other than tensors and
+    numbers, which are never unpickled): a ``ValueError`` naming the file and ``what`` it
+    should be. Torch's advice to load untrusted files with ``weights_only=False`` is not passed on."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}" + ("" if path.parent.exists() else
+                                                            f" ({path.parent} does not exist)"))
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file cannot be used
+        raise ValueError(f"{path} is not a readable {what} ({type(exc).__name__}): the file is corrupt or truncated, "
+                         "or holds objects other than tensors and numbers, which nsprog never unpickles") from None
 
 
 def torch_save_atomic(obj: Any, path: str | Path) -> Path:

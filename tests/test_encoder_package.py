@@ -89,8 +89,10 @@ def test_checkpoint_errors_name_the_file_and_never_echo_torchs_unsafe_advice(fit
     torch.save({"format": "nsprog-encoder", "version": 99}, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="version 99, newer than this nsprog"):
         read_checkpoint(tmp_path / "future.pt")
+    with pytest.raises(FileNotFoundError, match="no nsprog checkpoint at"):
+        read_checkpoint(tmp_path / "nope" / "checkpoint.pt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        read_checkpoint(tmp_path / "nope")
+        read_checkpoint(tmp_path / "nope" / "checkpoint.pt")
 
 
 def test_checkpoints_of_nsprog_0_1_are_read(fitted, tiny, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nsprog.commands.common import add_quiet
+from nsprog.commands.common import add_quiet, output_file
 from nsprog.data.io import load_split
 from nsprog.programs import ProgramSet
 from nsprog.utils import write_json_atomic
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "threshold and count bit flips (0 expected)")
     p.add_argument("--check-windows", type=int, default=50)
     p.add_argument("--out", default=None, help="JSON report (default RUN_DIR/certify/<data>-eps<EPS>.json)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     add_quiet(p)
     p.set_defaults(func=run)
 
@@ -36,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     from nsprog.safety.certify import brute_force_check, certify, closest_certified
 
+    out = output_file(args.out, Path(args.run_dir) / "certify" / f"{Path(args.data).stem}-eps{args.eps:g}.json",
+                      args.force)
     pset = ProgramSet.load(args.run_dir)
     traj = load_split(args.data, args.split)
     eps: float | dict = args.eps
@@ -54,9 +57,8 @@ def run(args) -> int:
     if args.check:
         idx = closest_certified(res, args.check_windows)  # the certified windows nearest the threshold
         report["brute_force"] = brute_force_check(pset, traj, res, args.check, windows=idx)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "certify" / f"{Path(args.data).stem}-eps{args.eps:g}.json"
     write_json_atomic(out, report)
-    if not args.quiet:
+    if not args.silent:
         print(f"{report['n_windows']} windows of {args.data} ({args.split}), eps {args.eps:g} per feature unit")
         for n, frac in report["certified_fraction"].items():
             print(f"  {n}: {100 * frac:.1f}% certified   {report['programs'][n]}")

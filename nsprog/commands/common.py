@@ -16,7 +16,7 @@ import sys
 from typing import Callable, Mapping, Sequence
 
 __all__ = ["CommandSpec", "build_command_parser", "run_cli", "add_run_options", "add_quiet", "cli_overrides",
-           "UserError", "Interrupted"]
+           "output_file", "UserError", "Interrupted"]
 
 log = logging.getLogger("nsprog")
 
@@ -92,6 +92,27 @@ def cli_overrides(args) -> list[str]:
     if getattr(args, "threads", None) is not None:
         out.append(f"threads={args.threads}")
     return out
+
+
+def output_file(out: str | None, default, force: bool = False):
+    """The file a command writes: ``--out`` (refused when it is a folder, or exists without
+    ``--force``), else ``default`` made unique (``name-1.json``, ...) so nothing is replaced."""
+    from pathlib import Path
+
+    if out is None:
+        path = Path(default)
+        i = 1
+        while path.exists():
+            path = Path(default).with_name(f"{Path(default).stem}-{i}{Path(default).suffix}")
+            i += 1
+        return path
+    path = Path(out)
+    if path.is_dir():
+        raise IsADirectoryError(21, "--out is a folder; give a file name such as "
+                                    f"{path / ('scores' + (Path(default).suffix or '.json'))}", str(path))
+    if path.exists() and not force:
+        raise FileExistsError(17, "--out exists; choose another file, or pass --force to replace it", str(path))
+    return path
 
 
 class _OneLine(logging.Formatter):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nsprog.commands.common import add_quiet
+from nsprog.commands.common import add_quiet, output_file
 from nsprog.data import load_dataset, save_dataset, synthetic_dataset
 
 
@@ -42,12 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _synthetic(args) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    out = output_file(args.out, args.out, args.force)
     splits = synthetic_dataset(args.n_train, args.n_val, args.n_test, args.length, args.seed, args.reject_ambiguous)
     save_dataset(out, splits, attrs={"source": "synthetic", "seed": args.seed})
-    if not args.quiet:
+    if not args.silent:
         sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
         print(f"wrote {out} ({sizes}; {args.length} positions; reject_ambiguous={args.reject_ambiguous})")
     return 0
@@ -187,9 +185,7 @@ def _convert(args) -> int:
 def _convert_body(args) -> int:
     from nsprog.data.convert import WindowOptions, load_windows, split_windows
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    out = output_file(args.out, args.out, args.force)
     loader_options = {}
     for item in args.loader_options:
         if "=" not in item:
@@ -248,7 +244,7 @@ def _convert_body(args) -> int:
         "split_group": args.split_group,
     }
     save_dataset(out, splits, attrs=attrs)
-    if not args.quiet:
+    if not args.silent:
         sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
         labels = f"; labels {list(traj.label_names)}" if traj.label_names else ""
         print(

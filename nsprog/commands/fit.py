@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from nsprog.commands.common import add_quiet, add_run_options, cli_overrides
+from nsprog.commands.common import add_quiet, add_run_options, cli_overrides, output_file
 
 log = logging.getLogger("nsprog")
 
@@ -168,7 +168,7 @@ def run_evaluate(args) -> int:
     if (d / "config.yaml").is_file():  # a run folder of nsprog fit: its eval settings; a saved encoder: defaults
         data = load_yaml(d / "config.yaml").get("eval") or {}
         eval_cfg = from_dict(EvalSettings, data, source=str(d / "config.yaml"))
-    out = _output_path(args, d)
+    out = output_file(args.out, d / "evaluations" / f"{Path(args.data).stem}.json", args.force)
     est = NeurosymbolicEncoder.load(d)
     test = load_split(args.data, args.split)
     ev = EvalSettings(**{**asdict(eval_cfg), **({"labels": args.labels} if args.labels else {})})
@@ -179,23 +179,3 @@ def run_evaluate(args) -> int:
         print_metrics(metrics)
         print(f"scores written to {out}")
     return 0
-
-
-def _output_path(args, run_dir: Path) -> Path:
-    if args.out is None:
-        return _fresh(run_dir / "evaluations" / f"{Path(args.data).stem}.json")
-    out = Path(args.out)
-    if out.is_dir():
-        raise IsADirectoryError(f"--out {out} is a folder; give a file name such as {out / 'scores.json'}")
-    if out.exists() and not args.force:
-        raise FileExistsError(f"--out {out} exists; choose another file or pass --force to replace it")
-    return out
-
-
-def _fresh(path: Path) -> Path:
-    if not path.exists():
-        return path
-    i = 1
-    while path.with_name(f"{path.stem}-{i}{path.suffix}").exists():
-        i += 1
-    return path.with_name(f"{path.stem}-{i}{path.suffix}")

@@ -7,10 +7,10 @@ results table), ``verify`` (re-verify a finished run) and ``list`` (the benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 from nsprog.commands.common import add_quiet, add_run_options, cli_overrides
+from nsprog.progress import fmt
 from nsprog.safety.config import BENCHMARK_NAMES, MODES, SafetyRunConfig, SafetyTableConfig
 
 
@@ -84,12 +84,13 @@ def _run(args) -> int:
             raise ValueError(f"--epochs must be > 0; got {args.epochs}")
         pairs = generate_data(get_benchmark(cfg.benchmark), cfg.train_size, seed=cfg.seed).n_pairs
         cfg.train.steps = max(1, math.ceil(args.epochs * math.ceil(pairs / cfg.train.data_batch)))
-    path, metrics = run_safety(cfg, out=args.out, force=args.force, progress=not args.quiet)
-    if not args.quiet:
-        print(f"run folder: {path}")
+    path, metrics = run_safety(cfg, out=args.out, force=args.force, progress=not (args.quiet or args.silent))
+    if not args.silent:
         keys = ("provably_safe", "verifier_pieces", "empirical_unsafe", "test_data_loss", "steps",
                 "steps_per_second", "verify_seconds", "wall_seconds")
-        print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+        for k in keys:
+            print(f"  {k:<18} {fmt(metrics[k])}")
+        print(f"run folder: {path}")
     return 0
 
 
@@ -107,8 +108,8 @@ def _table(args) -> int:
         path = summarise(cfg.out, command=None)
         print(f"wrote {path}")
         return 0
-    res = run_table(cfg, progress=not args.quiet)
-    if not args.quiet:
+    res = run_table(cfg, progress=not (args.quiet or args.silent))
+    if not args.silent:
         print(f"{res['run']} cell(s) run, {res['skipped']} skipped (already done) in {res['seconds']:.0f} s; "
               f"see {cfg.out}/table.md")
     return 0
@@ -123,7 +124,8 @@ def _verify(args) -> int:
     n = args.verifier_components or bench.defaults["verifier_components"]
     with limit_threads(args.threads):
         res = verify(bench, modules, n)
-    print(json.dumps({"benchmark": bench.name, "mode": obj.get("mode"), **res.summary()}, indent=2))
+    for k, v in {"benchmark": bench.name, "mode": obj.get("mode"), **res.summary()}.items():
+        print(f"  {k:<22} {fmt(v)}")
     return 0
 
 

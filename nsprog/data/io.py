@@ -8,6 +8,7 @@ present, ``labels``, ``groups``, ``starts`` and ``factors/<name>``; JSON attribu
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Mapping
@@ -45,7 +46,10 @@ def save_dataset(path: str | Path, data: Trajectories | Mapping[str, Trajectorie
     splits = _as_splits(data)
 
     def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
+        # built in memory and written with plain file I/O: HDF5 itself does not survive a disk
+        # that fills up mid-write (it crashes the process), a Python write raises a clean OSError
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["nsprog_version"] = __version__
@@ -65,6 +69,7 @@ def save_dataset(path: str | Path, data: Trajectories | Mapping[str, Trajectorie
                 g.attrs["label_names"] = json.dumps(list(t.label_names) if t.label_names else None)
                 # "path" says where windows were read from; it is not part of the data
                 g.attrs["metadata"] = json.dumps({k: v for k, v in t.metadata.items() if k != "path"})
+        tmp.write_bytes(buffer.getbuffer())
 
     return atomic_write(path, write)
 

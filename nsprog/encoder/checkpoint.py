@@ -29,7 +29,7 @@ from nsprog.encoder.settings import EncoderConfig
 from nsprog.encoder.state import AlgorithmState, FitContext
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.models.nstvae import NeurosymbolicTVAE
-from nsprog.utils import torch_save_atomic
+from nsprog.utils import load_torch_file, torch_save_atomic
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "Restored", "checkpoint_dict", "save_checkpoint", "read_checkpoint",
            "restore"]
@@ -120,17 +120,10 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
-    if not path.is_file():
-        where = path.parent if path.name == "checkpoint.pt" else path
-        raise FileNotFoundError(f"no encoder checkpoint at {path}" + (
-            "" if where.exists() else f" ({where} does not exist)"))
     try:
-        ck = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file cannot be used
-        raise CheckpointError(
-            f"{path} is not a readable nsprog checkpoint ({type(exc).__name__}): the file is corrupt or truncated, "
-            "or holds objects other than tensors and numbers, which nsprog never unpickles"
-        ) from None
+        ck = load_torch_file(path, "nsprog checkpoint", map_location)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an nsprog encoder checkpoint (no \"format\": {FORMAT!r} in it)")
     version = ck.get("version", 0)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from nsprog.runs import Run, start_run
+from nsprog.runs import Run, check_out_folder, start_run
 from nsprog.safety.benchmarks import Benchmark, get_benchmark
 from nsprog.safety.config import MODES, SafetyRunConfig
 from nsprog.safety.data import TEST_SEED, VAL_SEED_OFFSET, data_loss, generate_data
 from nsprog.safety.train import train, training_boxes
 from nsprog.safety.verify import check_verifier_size, empirical_unsafe, verify
-from nsprog.utils import limit_threads, resolve_device, seed_everything, torch_save_atomic
+from nsprog.utils import limit_threads, load_torch_file, resolve_device, seed_everything, torch_save_atomic
 
 __all__ = ["run_safety", "save_params", "load_params", "validate_run_config"]
 
@@ -43,15 +43,19 @@ def load_params(path: str | Path) -> tuple[Benchmark, dict, dict]:
     path = Path(path)
     if path.is_dir():
         path = path / "params.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no parameters file at {path}; expected the params.pt of an `nsprog safety run`")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_torch_file(path, "nsprog safety parameters file (the params.pt of an `nsprog safety run`)")
+    if not isinstance(obj, dict) or "benchmark" not in obj or not isinstance(obj.get("modules"), dict):
+        raise ValueError(f"{path} is not the params.pt of an `nsprog safety run` (no 'benchmark' and 'modules')")
     bench = get_benchmark(obj["benchmark"])
     modules = bench.make_modules()
     for k, m in modules.items():
         if k not in obj["modules"]:
             raise KeyError(f"{path} has no weights for module {k!r} of benchmark {bench.name!r}")
-        m.load_state_dict(obj["modules"][k])
+        try:
+            m.load_state_dict(obj["modules"][k])
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: the weights of module {k!r} do not fit benchmark {bench.name!r} "
+                             f"({str(exc).splitlines()[0]})") from None
     return bench, modules, obj
 
 
@@ -82,9 +86,10 @@ def _run_safety(cfg: SafetyRunConfig, out, force: bool, root, progress: bool) ->
     device = resolve_device(cfg.device)
     if device.type != "cpu":
         log.warning("nsprog safety runs on CPU (tiny models); device %s is ignored", device)
+    check_out_folder(out, force)
     run: Run = start_run(f"safety-{bench.name}-{cfg.mode}", cfg, cfg.seed, out=out, force=force, root=root,
                          extra={"benchmark": bench.name, "mode": cfg.mode, "threads": torch.get_num_threads()})
-    try:
+    with run:
         seed_everything(cfg.seed)
         train_data = generate_data(bench, cfg.train_size, seed=cfg.seed)
         val_data = generate_data(bench, cfg.train.val_trajectories, seed=cfg.seed + VAL_SEED_OFFSET)
@@ -141,9 +146,7 @@ def _run_safety(cfg: SafetyRunConfig, out, force: bool, root, progress: bool) ->
         log.info("%s/%s seed %d: provably safe %.4f (%d pieces), empirical unsafe %.4f, test data loss %.4g, "
                  "%.1f steps/s, %.1f s", bench.name, cfg.mode, cfg.seed, vres.provably_safe, vres.pieces, emp,
                  test_loss, result.steps_per_second, metrics["wall_seconds"])
-        return run.path, metrics
-    finally:
-        run.close()
+    return run.path, metrics
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
