@@ -17,7 +17,7 @@ import numpy as np
 from nsprog.data.trajectories import Trajectories
 from nsprog.dsl.ast import Node
 from nsprog.dsl.definition import DSL
-from nsprog.dsl.printing import explain, pretty, pretty_binary
+from nsprog.dsl.printing import pretty, pretty_binary, rule
 from nsprog.dsl.semantics import evaluate_program
 from nsprog.dsl.serialize import ProgramFormatError, program_from_json, program_to_json
 from nsprog.features.pipeline import FeaturePipeline
@@ -37,6 +37,13 @@ class ProgramSet:
     info: dict[str, dict] = field(default_factory=dict)
 
     def features(self, traj: Trajectories):
+        """Standardised features ``[N, T, F]`` of raw windows."""
+        if not isinstance(traj, Trajectories):
+            raise TypeError(
+                f"ProgramSet takes nsprog Trajectories windows (nsprog.data.Trajectories, e.g. from load_split or "
+                f"load_windows); got {type(traj).__name__}. For a precomputed standardised feature tensor "
+                "[N, T, F] use decision_function_features")
+        self.pipeline.check(traj)
         return self.pipeline.transform(traj)
 
     def decision_function(self, traj: Trajectories) -> dict[str, np.ndarray]:
@@ -65,7 +72,8 @@ class ProgramSet:
         binary = prog.sig.out.dim == 1
         return {
             "text": pretty_binary(prog) if binary else pretty(prog),
-            "rule": explain(prog, self.dsl.features, None if sc is None else sc.mean, None if sc is None else sc.std),
+            "rule": rule(prog, self.dsl.features, None if sc is None else sc.mean, None if sc is None else sc.std)
+            if binary else None,
             "structure": prog.key(),
         }
 

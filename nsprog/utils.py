@@ -8,10 +8,12 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:  # torch is imported where it is used: the command line starts without it
+    import torch
 
 import numpy as np
-import torch
 
 __all__ = [
     "seed_everything",
@@ -27,6 +29,8 @@ __all__ = [
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA); return a torch generator with that seed."""
+    import torch
+
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
     seed = int(seed)
@@ -43,6 +47,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
     Asking for ``cuda`` on a machine without one is an error rather than a silent fallback.
     """
+    import torch
+
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -65,6 +71,8 @@ def limit_threads(n: int | None) -> Iterator[int]:
     2-core machine can be many times slower (oversubscription). Nothing outside the body is
     affected: the caller's own thread settings come back when it ends.
     """
+    import torch
+
     if not n:
         yield torch.get_num_threads()
         return
@@ -132,7 +140,7 @@ def _to_jsonable(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, (np.floating,)):
         return float(obj)
-    if isinstance(obj, torch.Tensor):
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
         return obj.detach().cpu().tolist()
     if isinstance(obj, Path):
         return str(obj)
@@ -162,6 +170,8 @@ def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
     unusable (corrupt, truncated, not a torch file, or holding objects other than tensors and
     numbers, which are never unpickled): a ``ValueError`` naming the file and ``what`` it
     should be. Torch's advice to load untrusted files with ``weights_only=False`` is not passed on."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}" + ("" if path.parent.exists() else
@@ -175,4 +185,6 @@ def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
 
 def torch_save_atomic(obj: Any, path: str | Path) -> Path:
     """``torch.save`` through a temporary file and a rename."""
+    import torch
+
     return atomic_write(path, lambda p: torch.save(obj, p))

@@ -181,3 +181,30 @@ def test_printing_in_paper_style_and_raw_unit_explanation():
     neg = MapAverage(LA, fn=affine("FinalX", -1.0, 0.0))
     assert explain(neg, DSL_.features, mean, std) == "mean over the window of final_x < 10.000"
     assert "<nn list(4) -> atom(1)>" in pretty(ITE(LA, cond=Hole(LA), then=Hole(LA), orelse=Hole(LA)))
+
+
+def test_programs_with_ite_get_a_plain_language_rule_in_raw_units():
+    from nsprog.dsl import StackedProgram
+    from nsprog.dsl.ast import Hole, is_complete
+    from nsprog.dsl.printing import rule
+    from nsprog.search.graph import ProgramGraph, SearchNode
+
+    dsl = load_dsl("synthetic_displacement")
+    start = Sig(Type("list", dsl.n_features), Type("atom", 1))
+    graph = ProgramGraph(dsl, start, 3, 0.01)
+    frontier, found = [SearchNode(Hole(start), 0.0)], None
+    while frontier and found is None:
+        for c in graph.children(frontier.pop(0)):
+            if is_complete(c.program) and c.program.key().startswith("MapAverage(ITE("):
+                found = c.program
+                break
+            frontier.append(c)
+    program = StackedProgram([found], dsl).export(0)
+    text = rule(program, dsl.features, [10.0] * dsl.n_features, [2.0] * dsl.n_features)
+    assert text.startswith("1 when the mean over the window of (if (") and "otherwise" in text
+    w = float(program.fn.children[0].params["weight"][0][0]) if hasattr(program.fn.children[0].params["weight"][0], "__len__") \
+        else float(program.fn.children[0].params["weight"][0])
+    b = float(program.fn.children[0].params["bias"][0])
+    # the condition w (x - 10) / 2 + b > 0 reads as (w/2) x + (b - 5 w) in raw units
+    assert f"{w / 2:.3f} * {program.fn.children[0].features[0]}" in text
+    assert f"{b - 5 * w:.3f}".lstrip("-") in text

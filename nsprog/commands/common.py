@@ -143,9 +143,8 @@ def _configure_logging(args) -> None:
 
 def _user_message(exc: BaseException) -> str | None:
     """One line for a user or environment error, None for anything else (a bug)."""
-    from nsprog.training import TrainingError
-
-    if isinstance(exc, (UserError, TrainingError)):
+    training = sys.modules.get("nsprog.training")  # not imported: the error cannot be one of its
+    if isinstance(exc, UserError) or (training is not None and isinstance(exc, training.TrainingError)):
         return str(exc)
     if isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else repr(exc)

@@ -6,11 +6,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-import numpy as np
-import yaml
-
 from nsprog.commands.common import add_quiet, output_file
-from nsprog.data import load_dataset, save_dataset, synthetic_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _synthetic(args) -> int:
+    from nsprog.data import save_dataset, synthetic_dataset
+
     out = output_file(args.out, args.out, args.force)
     splits = synthetic_dataset(args.n_train, args.n_val, args.n_test, args.length, args.seed, args.reject_ambiguous)
     save_dataset(out, splits, attrs={"source": "synthetic", "seed": args.seed})
@@ -52,6 +50,10 @@ def _synthetic(args) -> int:
 
 
 def _info(args) -> int:
+    import numpy as np
+
+    from nsprog.data import load_dataset
+
     splits = load_dataset(args.path)
     print(f"{args.path}")
     for name, t in splits.items():
@@ -183,6 +185,9 @@ def _convert(args) -> int:
 
 
 def _convert_body(args) -> int:
+    import yaml
+
+    from nsprog.data import save_dataset
     from nsprog.data.convert import WindowOptions, load_windows, split_windows
 
     out = output_file(args.out, args.out, args.force)

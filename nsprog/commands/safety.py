@@ -123,7 +123,7 @@ def _verify(args) -> int:
     bench, modules, obj = load_params(args.run_dir)
     n = args.verifier_components or bench.defaults["verifier_components"]
     with limit_threads(args.threads):
-        res = verify(bench, modules, n)
+        res = verify(bench, modules, n, progress=not (args.quiet or args.silent))
     for k, v in {"benchmark": bench.name, "mode": obj.get("mode"), **res.summary()}.items():
         print(f"  {k:<22} {fmt(v)}")
     return 0

@@ -11,7 +11,7 @@ import numpy as np
 
 from nsprog.dsl.ast import ITE, Add, Affine, Hole, Map, MapAverage, MapPrefixes, Multiply, Node, RunningAverage
 
-__all__ = ["pretty", "pretty_binary", "explain"]
+__all__ = ["pretty", "pretty_binary", "explain", "describe", "rule"]
 
 
 def _num(v: float, decimals: int) -> str:
@@ -88,3 +88,58 @@ def explain(node: Node, names, mean=None, std=None, decimals: int = 3) -> str | 
         return f"{prefix}{inner.features[0]} {op} {_num(thr / coef[0], decimals)}"
     terms = " + ".join(f"{_num(c, decimals)} * {f}" for c, f in zip(coef, inner.features))
     return f"{prefix}({terms}) > {_num(thr, decimals)}"
+
+
+def _raw_affine(node: Affine, names, mean, std, decimals: int) -> str:
+    """``w . (f - m) / s + b`` of one affine output as ``a * f1 + ... + c`` in raw feature units."""
+    w = np.asarray(node.params["weight"], float)
+    w = w.reshape(-1, len(node.features))[0]
+    b = float(np.asarray(node.params["bias"]).ravel()[0])
+    idx = [list(names).index(f) for f in node.features]
+    m = np.zeros(len(idx)) if mean is None else np.asarray(mean, float)[idx]
+    s = np.ones(len(idx)) if std is None else np.asarray(std, float)[idx]
+    coef = w / s
+    const = b - float(np.sum(w * m / s))
+    terms = [f"{_num(c, decimals)} * {f}" for c, f in zip(coef, node.features)]
+    return " + ".join(terms + [_num(const, decimals)]).replace("+ -", "- ")
+
+
+def describe(node: Node, names, mean=None, std=None, decimals: int = 3) -> str:
+    """Plain-language reading of any complete program with one output (raw feature units
+    where the standardisation is given); a neural hole reads as ``a neural network``."""
+    def go(n: Node) -> str:
+        if isinstance(n, Hole):
+            return "a neural network"
+        if isinstance(n, Affine):
+            if n.params is None:
+                return f"an affine function of {', '.join(n.features)}"
+            return f"({_raw_affine(n, names, mean, std, decimals)})"
+        if isinstance(n, MapAverage):
+            return f"the mean over the window of {go(n.fn)}"
+        if isinstance(n, Map):
+            return f"{go(n.fn)} at each frame"
+        if isinstance(n, RunningAverage):
+            return f"the running mean over {n.window} frames of {go(n.fn)}"
+        if isinstance(n, MapPrefixes):
+            return f"{go(n.fn)} over the window so far"
+        if isinstance(n, ITE):
+            c, t, e = (go(k) for k in n.children)
+            return f"(if {c} > 0 then {t}, otherwise {e}; blended smoothly near 0)"
+        if isinstance(n, Add):
+            a, b = (go(k) for k in n.children)
+            return f"({a} + {b})"
+        if isinstance(n, Multiply):
+            a, b = (go(k) for k in n.children)
+            return f"({a} times {b})"
+        raise TypeError(f"cannot describe node {n.production}")
+
+    return go(node)
+
+
+def rule(node: Node, names, mean=None, std=None, decimals: int = 3) -> str:
+    """The plain-language rule of a binary program: :func:`explain` where it applies (a
+    threshold on one averaged affine map), else ``1 when <description> > 0``."""
+    simple = explain(node, names, mean, std, decimals)
+    if simple is not None:
+        return simple
+    return f"1 when {describe(node, names, mean, std, decimals)} > 0"

@@ -102,7 +102,7 @@ def _run_safety(cfg: SafetyRunConfig, out, force: bool, root, progress: bool) ->
         dtype = torch.float64 if cfg.verify.dtype == "float64" else torch.float32
         max_mem = int(cfg.verify.max_memory_gb * 2**30) if cfg.verify.max_memory_gb else None
         vres = verify(bench, modules, per_dim, chunk=cfg.verify.chunk, dtype=dtype, tol=cfg.verify.tolerance,
-                      max_memory=max_mem)
+                      max_memory=max_mem, progress=progress)
         emp = empirical_unsafe(bench, modules, cfg.verify.empirical_samples, seed=cfg.seed + 7, dtype=dtype,
                                tol=cfg.verify.tolerance)
         with torch.no_grad():

@@ -14,15 +14,19 @@ leaves the spec; :func:`test_loss` the data loss on held-out trajectories.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 from dataclasses import dataclass
 
 import torch
 
+from nsprog.progress import Progress
 from nsprog.safety.benchmarks import Benchmark
 from nsprog.safety.box import count_pieces, grid_pieces
 from nsprog.safety.interpret import run_program
+
+log = logging.getLogger("nsprog")
 
 __all__ = ["VerifyResult", "VerifierError", "verify", "estimate_verifier_memory", "available_memory",
            "empirical_unsafe", "as_dtype"]
@@ -124,8 +128,12 @@ def check_verifier_size(bench: Benchmark, modules: dict, per_dim: int, chunk: in
 
 
 def verify(bench: Benchmark, modules: dict, per_dim: int, *, chunk: int = 20_000, dtype: torch.dtype = torch.float64,
-           tol: float = 1e-6, max_memory: int | None = None, keep_flags: bool = False) -> VerifyResult:
-    """Provably safe fraction of ``bench``'s input box with ``per_dim`` pieces per input dimension."""
+           tol: float = 1e-6, max_memory: int | None = None, keep_flags: bool = False,
+           progress: bool = False) -> VerifyResult:
+    """Provably safe fraction of ``bench``'s input box with ``per_dim`` pieces per input dimension.
+
+    A long verification says how long it will take after its first chunk (a log line) and,
+    with ``progress``, shows a bar on a terminal."""
     check_verifier_size(bench, modules, per_dim, chunk, max_memory, torch.finfo(dtype).bits // 8)
     k = bench.n_inputs
     pieces = count_pieces(k, per_dim)
@@ -135,8 +143,11 @@ def verify(bench: Benchmark, modules: dict, per_dim: int, *, chunk: int = 20_000
     flags = torch.zeros(pieces, dtype=torch.bool) if keep_flags else None
     safe = 0
     t0 = time.perf_counter()
+    starts = range(0, pieces, chunk)
+    bar = Progress(starts, f"verifying {bench.name}: {pieces:,} pieces", enabled=progress, unit="chunk",
+                   log_lines=False)
     with torch.no_grad():
-        for start in range(0, pieces, chunk):
+        for i, start in enumerate(bar):
             idx = torch.arange(start, min(start + chunk, pieces))
             boxes = grid_pieces(lo, hi, per_dim, idx)
             trace = run_program(bench.program, mods, boxes, "join")
@@ -144,6 +155,13 @@ def verify(bench: Benchmark, modules: dict, per_dim: int, *, chunk: int = 20_000
             safe += int(ok.sum())
             if flags is not None:
                 flags[start:start + len(idx)] = ok
+            if i == 0 and len(starts) > 1:
+                eta = (time.perf_counter() - t0) * len(starts)
+                if eta > 30:
+                    log.info("verifying %s: %s pieces in %d chunks; the first took %.1f s, so about %.0f minutes in "
+                             "all (fewer pieces: --verifier-components)", bench.name, f"{pieces:,}", len(starts),
+                             time.perf_counter() - t0, eta / 60)
+    bar.close()
     dt = time.perf_counter() - t0
     return VerifyResult(pieces=pieces, safe=safe, provably_safe=safe / pieces, per_dim=per_dim, seconds=dt,
                         pieces_per_second=pieces / max(dt, 1e-9), flags=flags)
