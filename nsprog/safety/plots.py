@@ -36,8 +36,14 @@ def plot_trajectories(bench: Benchmark, modules: dict, path: str | Path, n: int 
         ok = bench.spec.satisfied(conc.records).numpy()
         pieces = grid_pieces(lo, hi, per_dim, idx)
         sym = run_program(bench.program, mods, pieces, "join")
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    pal = sns.color_palette("colorblind")
+    safe_c, unsafe_c, band_c = pal[2], pal[3], pal[0]
     vars_ = list(bench.plot_vars)
-    fig, axes = new_figure(1, len(vars_), figsize=(5.2 * len(vars_), 3.8))
+    fig, axes = new_figure(1, len(vars_), figsize=(5.4 * len(vars_), 4.2))
     for ax, var in zip(axes[0], vars_):
         y = conc.records[var].numpy()
         steps = np.arange(y.shape[1])
@@ -55,21 +61,27 @@ def plot_trajectories(bench: Benchmark, modules: dict, path: str | Path, n: int 
         for a, b, c in bench.spec.bounds(var):
             a, b = a.numpy(), b.numpy()
             if c.absolute:  # unsafe band (-a, a)
-                ax.fill_between(steps, -a, a, step="mid", color="tab:red", alpha=0.12, lw=0, label=f"unsafe {c.label}")
+                ax.fill_between(steps, -a, a, step="mid", color=unsafe_c, alpha=0.15, lw=0)
             else:
-                ax.fill_between(steps, np.clip(a, ymin, ymax), np.clip(b, ymin, ymax), step="mid", color="tab:green",
-                                alpha=0.12, lw=0, label=f"safe {c.label}")
+                ax.fill_between(steps, np.clip(a, ymin, ymax), np.clip(b, ymin, ymax), step="mid", color=safe_c,
+                                alpha=0.15, lw=0)
         for i in range(blo.shape[0]):
-            ax.fill_between(steps, np.clip(blo[i], ymin, ymax), np.clip(bhi[i], ymin, ymax), color="tab:blue",
-                            alpha=0.10, lw=0, label="join intervals of verifier pieces" if i == 0 else None)
-        for i in range(y.shape[0]):
-            ax.plot(steps, y[i], color="tab:gray" if ok[i] else "tab:red", lw=0.8, alpha=0.7,
-                    label=None if i else "concrete runs (red: unsafe)")
+            ax.fill_between(steps, np.clip(blo[i], ymin, ymax), np.clip(bhi[i], ymin, ymax), color=band_c,
+                            alpha=0.10, lw=0)
+        for i in np.argsort(~ok):  # unsafe runs drawn last, on top
+            ax.plot(steps, y[i], color="0.55" if ok[i] else unsafe_c, lw=0.8 if ok[i] else 1.1, alpha=0.8)
         ax.set_ylim(ymin, ymax)
-        ax.set_xlabel("recorded step")
-        ax.set_ylabel(var)
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle(title or f"{bench.name}: learned trajectories and the safe region")
+        ax.set_xlabel("recorded step (loop iteration)")
+        ax.set_ylabel(f"{var} (the benchmark's units)")
+        absolute = any(c.absolute for _, _, c in bench.spec.bounds(var))
+        handles = [Patch(color=unsafe_c if absolute else safe_c, alpha=0.3,
+                         label="unsafe region" if absolute else "safe region"),
+                   Patch(color=band_c, alpha=0.3, label=f"verifier intervals of {len(idx)} input pieces"),
+                   Line2D([], [], color="0.55", label=f"safe concrete runs ({int(ok.sum())} of {len(ok)})"),
+                   Line2D([], [], color=unsafe_c, label=f"unsafe concrete runs ({int((~ok).sum())})")]
+        ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.9)
+    fig.suptitle((title or f"{bench.name}: learned trajectories and the safe region") + "\na piece is provably safe "
+                 "when its whole interval band stays in the safe region", fontsize=10)
     return save_figure(fig, path, dpi=110)
 
 
@@ -88,7 +100,9 @@ def plot_table(df, path: str | Path) -> Path:
                                              ("test_data_loss", "test data loss (MSE)"))):
             ax = axes[i][j]
             sns.pointplot(data=sub, x="train_size", y=metric, hue="mode", estimator=np.median,
-                          errorbar=("pi", 100), dodge=dodge, ax=ax, markersize=4, linewidth=1.2, capsize=0.1)
+                          errorbar=("pi", 100), dodge=dodge, ax=ax, markersize=4, linewidth=1.2, capsize=0.1,
+                          palette="colorblind", hue_order=[m for m in ("only_data", "diffai", "dse")
+                                                           if m in set(df["mode"])])
             ax.set_title(b if i == 0 else "")
             ax.set_xlabel("training trajectories")
             ax.set_ylabel(label)
@@ -96,9 +110,13 @@ def plot_table(df, path: str | Path) -> Path:
                 ax.set_yscale("log")
             else:
                 ax.set_ylim(-0.03, 1.03)
-            if i or j:
-                leg = ax.get_legend()
-                if leg is not None:
-                    leg.remove()
-    fig.suptitle("nsprog safety: median over seeds (bars: min to max)")
+            leg = ax.get_legend()
+            if i == 0 and j == 0 and leg is not None:
+                fig.legend(leg.legend_handles, [t.get_text() for t in leg.get_texts()], title="training mode",
+                           loc="outside upper right", fontsize=8, ncol=3)
+            if leg is not None:
+                leg.remove()
+    fig.suptitle("nsprog safety per benchmark: provably safe share (top) and test data loss (bottom) against the "
+                 "number of training trajectories\nmedian over seeds; bars from the lowest to the highest seed",
+                 fontsize=10)
     return save_figure(fig, path, dpi=110)
