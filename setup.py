@@ -22,6 +22,7 @@ setup(
         "pyyaml",
         "seaborn",
         "tqdm",
+        "threadpoolctl",
     ],
     extras_require={"dev": ["pytest", "hypothesis"]},
     entry_points={

@@ -35,13 +35,13 @@ def run(dsl_name: str, label: str, fused: bool, max_depth: int, device: str, spl
 
 
 def basketball_splits():
-    """Offense / defense windows of the SportVU sample (None when ../shared/data is absent)."""
+    """Offense / defense windows of the SportVU sample (None when data/samples has no SportVU sample: python data/fetch_samples.py --only sportvu)."""
     from pathlib import Path
 
     from nsprog.config import from_dict
     from nsprog.data.sources import DataConfig, load_splits
 
-    path = Path("../shared/data/sportvu/0021500400.csv")
+    path = Path("data/samples/sportvu/0021500400.csv")
     if not path.exists():
         return None
     cfg = from_dict(DataConfig, {"source": "tracking", "path": str(path),
@@ -80,7 +80,7 @@ def _run(args) -> None:
         scenarios.append(("team", "label", 3, bball, {"batch_size": 128, "lr": 2e-3, "neural_epochs": 8,
                                                       "symbolic_epochs": 8, "max_units": 12, "min_units": 4}))
     else:
-        print("   (basketball scenario skipped: ../shared/data/sportvu is absent)")
+        print("   (basketball scenario skipped: data/samples/sportvu is absent)")
     variants = [(name, label, depth, data, extra) for name, label, depth, data, extra in scenarios]
     variants += [(name, label, depth, data, {**extra, "min_batch": args.min_batch})
                  for name, label, depth, data, extra in scenarios[1:]]  # depth 2 has no batch to fill

@@ -3,6 +3,8 @@ second game as the test file) and a CalMS21-format file, each with tiny settings
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -76,7 +78,7 @@ def test_basketball_config_trains_on_one_game_and_tests_on_another(shared_data, 
     _mirrored_copy(shared_data / "sportvu" / "0021500400.csv", other)
     out = tmp_path / "bb"
     code = main(["fit", "experiments/configs/basketball_1prog.yaml", "--out", str(out), *TINY,
-                 "--set", f"data.test_path={other}"])
+                 "--set", f"data.path={shared_data / 'sportvu' / '0021500400.csv'}", "--set", f"data.test_path={other}"])
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     # the whole other game is the test set: far more windows than the 15% time block of one game
@@ -153,3 +155,41 @@ def test_fetch_calms21_script_unpacks_and_converts_a_local_archive(tmp_path):
     bad = subprocess.run([sys.executable, "data/fetch_calms21.py", "--out", str(tmp_path / "x"), "--url",
                           (tmp_path / "missing.zip").as_uri()], capture_output=True, text=True)
     assert bad.returncode == 1 and "fetch the task-1 archive by hand" in bad.stderr
+
+
+def test_fetch_samples_script_downloads_checks_and_links(tmp_path, shared_data):
+    """The sample fetcher against a local mirror (file:// addresses laid out like GitHub's raw
+    host) and against a local copy (--from); a changed file is reported, not hidden."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("fetch_samples", "data/fetch_samples.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["fetch_samples"] = mod  # dataclasses need their module registered
+    spec.loader.exec_module(mod)
+    mirror = tmp_path / "mirror"
+    for s in mod.SAMPLES:
+        if s.group in ("sportvu", "jabs"):
+            target = mirror / s.repo / s.commit / s.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shared_data / s.dest, target)
+    template = mirror.as_uri() + "/{repo}/{commit}/{path}"
+    res = subprocess.run([sys.executable, "data/fetch_samples.py", "--dest", str(tmp_path / "s"), "--only", "sportvu",
+                          "jabs", "--base-url", template], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "s" / "sportvu" / "0021500400.csv").read_bytes() == (shared_data / "sportvu" /
+                                                                             "0021500400.csv").read_bytes()
+    sources = (tmp_path / "s" / "SOURCES.md").read_text()
+    assert "samghelms/nba_movement_analysis" in sources and "MIT" in sources and "problem" not in res.stderr
+    lic = mirror / "KumarLabJax/JABS-behavior-classifier/c7c3e4ee5030545ea86096ac8c8f1caa943028c3/LICENSE"
+    lic.write_text("changed")
+    res = subprocess.run([sys.executable, "data/fetch_samples.py", "--dest", str(tmp_path / "s"), "--only", "jabs",
+                          "--base-url", template, "--force"], capture_output=True, text=True)
+    assert "jabs/LICENSE: SHA-256" in res.stderr and "differs" in res.stderr
+    res = subprocess.run([sys.executable, "data/fetch_samples.py", "--dest", str(tmp_path / "l"), "--from",
+                          str(shared_data)], capture_output=True, text=True)
+    assert res.returncode == 0 and "problem" not in res.stderr, res.stderr
+    assert (tmp_path / "l" / "openfield" / "8_01_A_190507134142_DLC.csv").is_symlink()
+    res = subprocess.run([sys.executable, "data/fetch_samples.py", "--dest", str(tmp_path / "m"), "--only", "jabs",
+                          "--base-url", (tmp_path / "nowhere").as_uri() + "/{path}"], capture_output=True, text=True)
+    assert res.returncode == 1 and "download from" in res.stderr

@@ -74,10 +74,10 @@ CONVERT_EPILOG = textwrap.dedent(
     {formats}
 
     examples:
-      nsprog data convert ../shared/data/mabe22/EGS8X2MN4SSUGFWAV976.h5 --out mabe.h5 --window 21 --stride 5 --fps 30
-      nsprog data convert ../shared/data/openfield/8_01_A_190507134142_DLC.csv --out of.h5 --window 25 \\
-          --annotations ../shared/data/openfield/8_01_A_190507134142.csv --reduce majority --min-confidence 0.5
-      nsprog data convert ../shared/data/sportvu/0021500400.csv --out bball.h5 --window 15 \\
+      nsprog data convert data/samples/mabe22/EGS8X2MN4SSUGFWAV976.h5 --out mabe.h5 --window 21 --stride 5 --fps 30
+      nsprog data convert data/samples/openfield/8_01_A_190507134142_DLC.csv --out of.h5 --window 25 \\
+          --annotations data/samples/openfield/8_01_A_190507134142.csv --reduce majority --min-confidence 0.5
+      nsprog data convert data/samples/sportvu/0021500400.csv --out bball.h5 --window 15 \\
           --split-time 0.7,0.15,0.15
       nsprog data convert calms21_task1_train.json --out calms21.h5 --window 21 --split-group 0.8,0.2
       nsprog data convert tracks.npz --format arrays --out mine.h5 --window 30 --stride 10

@@ -6,7 +6,7 @@ returns a list of :class:`~nsprog.data.recording.Recording` (files such as CalMS
 hold many sequences). ::
 
     from nsprog.data.loaders import load_recording, load_recordings, list_formats
-    rec = load_recording("../shared/data/mabe22/EGS8X2MN4SSUGFWAV976.h5")        # format="auto"
+    rec = load_recording("data/samples/mabe22/EGS8X2MN4SSUGFWAV976.h5")        # format="auto"
     recs = load_recordings("calms21_task1_train.json", format="calms21_json")
     rec = load_recording("video_DLC.csv", fps=25, annotations="video.csv")        # bout labels
 

@@ -10,7 +10,7 @@ Raw JSON
     shot_clock, null, [[team_id, player_id, x, y, z] x 11]], ...]}]}`` with the ball first.
     Consecutive events overlap (the same moment is stored in both): moments are
     de-duplicated by time (``unix_ms``), keeping the first event's copy, and ordered by time.
-Processed CSV (``../shared/data/sportvu/``)
+Processed CSV (``data/samples/sportvu/``)
     One row per entity per moment with ``x_loc``, ``y_loc``, ``team_id`` (-1 = ball),
     ``player_id``, ``game_clock``, and optionally ``event_id``, ``shot_clock``, ``PERIOD``,
     ``radius`` (ball height) and ``of_def_flag`` (``of`` / ``def``). A moment is a
