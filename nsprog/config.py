@@ -32,20 +32,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin is not None:
-        args = ", ".join(_type_name(a) for a in get_args(tp))
-        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
 def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -66,7 +52,7 @@ def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             out = _convert(value, arg, key, trial)
             if not trial:
                 return out
-        problems.append(f"{key}: expected {_type_name(tp)}; got {value!r}")
+        problems.append(f"{key}: expected {describe_type(tp)}; got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -145,7 +131,7 @@ def _from_dict(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
     for name, f in fields.items():
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             full = f"{prefix}.{name}" if prefix else name
-            problems.append(f"{full}: required key is missing (expected {_type_name(hints[name])})")
+            problems.append(f"{full}: required key is missing (expected {describe_type(hints[name])})")
     if problems:
         # still build what we can so nested errors are all reported; caller raises
         try:

@@ -11,7 +11,6 @@ DSL and the per-round history. Writes are atomic.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,14 @@ from nsprog.data.normalize import Normalizer
 from nsprog.dsl.ast import Node
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.serialize import program_from_json, program_to_json
-from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import EncoderConfig
-from nsprog.encoder.state import AlgorithmState, FitContext
+from nsprog.encoder.state import AlgorithmState, FitContext, FittedParts
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.models.nstvae import NeurosymbolicTVAE
+from nsprog.seeds import SeedStreams
 from nsprog.utils import load_torch_file, torch_save_atomic
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "Restored", "checkpoint_dict", "save_checkpoint", "read_checkpoint",
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "checkpoint_dict", "save_checkpoint", "read_checkpoint",
            "restore"]
 
 FORMAT = "nsprog-encoder"
@@ -41,20 +40,6 @@ _REQUIRED = {"config", "seed", "state_dim", "vae_state", "state", "normalizer", 
 
 class CheckpointError(ValueError):
     """A file is not a readable nsprog encoder checkpoint; the message names the file and why."""
-
-
-@dataclass
-class Restored:
-    """Everything a checkpoint holds, rebuilt."""
-
-    config: EncoderConfig
-    dsl: DSL
-    model: NeurosymbolicTVAE
-    state: AlgorithmState
-    history: list[dict]
-    pipeline: FeaturePipeline
-    normalizer: Normalizer
-    seed: int
 
 
 def _dumps(program: Node) -> str:
@@ -139,7 +124,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ck
 
 
-def restore(ck: dict, device: str | torch.device = "cpu", progress: bool = False) -> Restored:
+def restore(ck: dict, device: str | torch.device = "cpu", progress: bool = False) -> FittedParts:
     """Rebuild the config, DSL, model (programs included), algorithm state, pipeline and
     normaliser of a checkpoint read by :func:`read_checkpoint`."""
     where = ck.get("_path", "checkpoint")
@@ -176,7 +161,7 @@ def restore(ck: dict, device: str | torch.device = "cpu", progress: bool = False
     if bad:
         raise CheckpointError(f"{where}: the model weights do not match the saved architecture ({bad[:5]})")
     model.eval()
-    return Restored(cfg, dsl, model, state, list(ck["history"]), pipeline, normalizer, seed)
+    return FittedParts(cfg, dsl, model, state, list(ck["history"]), pipeline, normalizer, seed)
 
 
 def _upgrade_v1(ck: dict) -> dict:

@@ -15,13 +15,13 @@ from nsprog.dsl.definition import load_dsl
 from nsprog.encoder.checkpoint import checkpoint_dict, read_checkpoint, restore, save_checkpoint
 from nsprog.encoder.fitting import fit_encoder
 from nsprog.encoder.presets import preset_config
-from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import DistillSettings, EncoderConfig, LearnerSettings
 from nsprog.encoder.state import FitContext
 from nsprog.gru_kernel import native_kernels
 from nsprog.models.nstvae import VAESettings
 from nsprog.programs import ProgramSet
 from nsprog.search.synthesis import SearchSettings
+from nsprog.seeds import SeedStreams
 from nsprog.utils import limit_threads, resolve_device
 
 __all__ = ["NeurosymbolicEncoder"]

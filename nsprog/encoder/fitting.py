@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +17,16 @@ from nsprog.data.trajectories import Trajectories
 from nsprog.dsl.definition import DSL
 from nsprog.encoder.algorithm import run_round
 from nsprog.encoder.checkpoint import checkpoint_dict, read_checkpoint, restore, save_checkpoint
-from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import EncoderConfig
-from nsprog.encoder.state import AlgorithmState, FitContext, start_signature
+from nsprog.encoder.state import AlgorithmState, FitContext, FittedParts, start_signature
 from nsprog.features.pipeline import FeaturePipeline
 from nsprog.models.nstvae import NeurosymbolicTVAE
 from nsprog.search.graph import ProgramGraph
+from nsprog.seeds import SeedStreams
 
-__all__ = ["FitResult", "check_fit_inputs", "fit_encoder"]
+__all__ = ["check_fit_inputs", "fit_encoder"]
 
 log = logging.getLogger("nsprog")
-
-
-@dataclass
-class FitResult:
-    config: EncoderConfig
-    dsl: DSL
-    model: NeurosymbolicTVAE
-    state: AlgorithmState
-    history: list[dict]
-    pipeline: FeaturePipeline
-    normalizer: Normalizer
-    seconds: float
 
 
 def check_fit_inputs(cfg: EncoderConfig, dsl: DSL, train: Trajectories) -> None:
@@ -70,7 +57,7 @@ def _carve_val(train: Trajectories, fraction: float, streams: SeedStreams) -> tu
 
 def fit_encoder(cfg: EncoderConfig, dsl: DSL, train: Trajectories, val: Trajectories | None, seed: int,
                 device: torch.device, progress: bool = True, checkpoint_dir: str | Path | None = None,
-                resume: bool = False) -> FitResult:
+                resume: bool = False) -> FittedParts:
     """Run a whole fit (or the rest of one, with ``resume``)."""
     check_fit_inputs(cfg, dsl, train)
     streams = SeedStreams(seed)
@@ -108,7 +95,7 @@ def fit_encoder(cfg: EncoderConfig, dsl: DSL, train: Trajectories, val: Trajecto
         log.error("fit %s (during round %d)%s", reason, state.round + 1, kept)
         raise
     model.eval()
-    return FitResult(cfg, dsl, model, state, history, pipeline, normalizer, time.perf_counter() - t0)
+    return FittedParts(cfg, dsl, model, state, history, pipeline, normalizer, seed, time.perf_counter() - t0)
 
 
 def _saved_round(ckpt: Path) -> int | str:

@@ -4,7 +4,7 @@ checkpoint and restored as it is) and the context every step of a fit reads."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -13,11 +13,15 @@ from nsprog.dsl.ast import Node
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import StackedProgram
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
-from nsprog.seeds import SeedStreams
 from nsprog.encoder.settings import EncoderConfig
 from nsprog.models.nstvae import NeurosymbolicTVAE
+from nsprog.seeds import SeedStreams
 
-__all__ = ["Phase", "AlgorithmState", "FitContext", "balance", "start_signature"]
+if TYPE_CHECKING:
+    from nsprog.data.normalize import Normalizer
+    from nsprog.features.pipeline import FeaturePipeline
+
+__all__ = ["Phase", "AlgorithmState", "FitContext", "FittedParts", "balance", "start_signature"]
 
 #: ``learn``: Algorithm 1 rounds (VAE training, then distillation into a child program) for
 #: program ``state.program``; ``final``: one more VAE round with that program complete and still
@@ -83,6 +87,22 @@ class FitContext:
         x = self.states[split]
         with torch.no_grad():
             return torch.cat([self.model.encoder(x[lo : lo + batch])[0] for lo in range(0, x.shape[0], batch)]).cpu().numpy()
+
+
+@dataclass
+class FittedParts:
+    """What a fit produced, or a checkpoint holds: everything an encoder needs to predict
+    (and to continue fitting)."""
+
+    config: EncoderConfig
+    dsl: DSL
+    model: NeurosymbolicTVAE
+    state: AlgorithmState
+    history: list[dict]
+    pipeline: "FeaturePipeline"
+    normalizer: "Normalizer"
+    seed: int
+    seconds: float = float("nan")  # wall time of the fit (unknown for a restored checkpoint)
 
 
 def start_signature(dsl: DSL) -> Sig:
