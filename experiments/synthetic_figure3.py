@@ -3,6 +3,7 @@ on the appendix's data and on the reference's (reject_ambiguous), with the oracl
 
     python experiments/synthetic_figure3.py [--seeds 0 1 2] [--jobs 2] [--out experiments/results/synthetic]
     python experiments/synthetic_figure3.py --rescore     # re-score finished runs with the current code
+    python experiments/synthetic_figure3.py --replot      # redraw their figures with the current code
 
 Each run is an ordinary ``nsprog fit`` into OUT/<config>[-reject]-seed<k>/ (a finished run
 is skipped, so the script resumes). At the end it writes OUT/summary.md (median and spread
@@ -59,6 +60,18 @@ def rescore(folder: Path) -> None:
     write_json_atomic(folder / "metrics.json", {**old, **new})
 
 
+def replot(folder: Path) -> None:
+    """Redraw a finished run's figures with the current plotting code (the model is unchanged)."""
+    from nsprog.config import load_config
+    from nsprog.data.sources import load_splits
+    from nsprog.encoder import NeurosymbolicEncoder
+    from nsprog.evaluation.plots import plot_fit
+    from nsprog.fit_run import FitRunConfig
+
+    cfg = load_config(FitRunConfig, folder / "config.yaml", [])
+    plot_fit(NeurosymbolicEncoder.load(folder), load_splits(cfg.data, cfg.seed), cfg.eval, folder / "plots")
+
+
 def fmt(values) -> str:
     v = np.asarray(values, float)
     return f"{np.median(v):.3f} ± {v.std():.3f}"
@@ -102,16 +115,17 @@ def main() -> None:
     ap.add_argument("--out", default="experiments/results/synthetic")
     ap.add_argument("--rescore", action="store_true",
                     help="recompute the test scores of finished runs with the current code instead of fitting")
+    ap.add_argument("--replot", action="store_true", help="redraw the figures of finished runs instead of fitting")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(c, r, s) for s in args.seeds for c, r in RUNS]
-    if args.rescore:
+    if args.rescore or args.replot:
         for c, r, s in jobs:
             folder = out / f"{c}{'-reject' if r else ''}-seed{s}"
             if (folder / "metrics.json").is_file():
-                print("rescoring", folder, flush=True)
-                rescore(folder)
+                print("rescoring" if args.rescore else "replotting", folder, flush=True)
+                (rescore if args.rescore else replot)(folder)
     else:
         with ThreadPoolExecutor(args.jobs) as pool:
             for f in [pool.submit(run_one, c, r, s, out) for c, r, s in jobs]:

@@ -118,9 +118,9 @@ def plot_latent(z: np.ndarray, colours: Mapping[str, np.ndarray], path, n_progra
         ax.set(xlabel=axes[0], ylabel=axes[1] if ax is axs[0][0] else "")
         ax.set_title(f"coloured by {col}", fontsize=10)
         ax.legend(title=col, fontsize=8, markerscale=2.5, framealpha=0.9)
-    what = (f"with {n_programs} program(s), the factors the programs hold should be gone from it: "
-            "mixed colours are the desired outcome") if n_programs else \
-        "with no programs, the neural latent holds every factor: separated colours are expected"
+    what = (f"with {n_programs} program(s): a factor that a program holds should be gone from the neural latent "
+            "(mixed colours in its panel);\na factor that no program holds stays (separated colours)") if n_programs \
+        else "with no programs, the neural latent holds every factor: separated colours are expected"
     fig.suptitle(f"Neural latent (posterior means) of the test windows\n{what}", fontsize=10)
     return _save(fig, path)
 
