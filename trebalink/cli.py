@@ -12,7 +12,11 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: command name -> module providing ``register(subparsers)``.
 COMMANDS: dict[str, str] = {
-    "label": "trebalink.commands",
+    "label": "trebalink.commands.label",
+    "tasks": "trebalink.commands.tasks",
+    "export": "trebalink.commands.tasks",
+    "train": "trebalink.commands.train",
+    "embed": "trebalink.commands.embed",
 }
 
 
@@ -32,9 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)
+    from nsprog.training import TrainingError
+    from trebalink.distributed import DistributedError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, TrainingError,
+            DistributedError) as exc:
+        if getattr(args, "traceback", False):
+            raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"trebalink {args.command}: error: {msg}", file=sys.stderr)
         return 1
