@@ -140,7 +140,7 @@ class Dist:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index if device.index is not None else self.local_rank] if device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=ids)
 
     def close(self) -> None:
         if self._owned and dist.is_initialized():

@@ -217,6 +217,7 @@ def _metrics(cfg, trained, state, splits, seconds, dist: Dist, device) -> dict:
         "tasks": trained.tasks.names,
         "n_windows": {k: len(v) for k, v in splits.items()},
         "world_size": dist.world,
+        "rank_checksums": state.get("rank_checksums"),
         "device": str(device),
         "seconds_this_call": seconds,
         "train_seconds": sec,

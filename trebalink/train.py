@@ -367,6 +367,22 @@ class TrainLoop:
                 budget[0] -= 1
         finally:
             bar.close()
+        self._check_sync(stage, state)
         if stage == 1 and state["best_state"] is not None:
             net.load_state_dict(state["best_state"], strict=False)  # the best approximators, frozen for stage 2
         return True
+
+    def _check_sync(self, stage: int, state: dict) -> None:
+        """Every rank must hold the same weights after a stage (DDP keeps them equal); record
+        each rank's checksum and stop if they differ."""
+        if not self.dist.active:
+            return
+        from trebalink.distributed import DistributedError
+
+        with torch.no_grad():
+            sums = [float(p.detach().double().sum().cpu()) for p in self.net.parameters()]
+        checks = self.dist.all_gather_objects(sums)
+        state.setdefault("rank_checksums", {})[f"stage{stage}"] = [sum(abs(v) for v in c) for c in checks]
+        if any(c != checks[0] for c in checks[1:]):
+            raise DistributedError(f"stage {stage}: the processes' weights differ after training (checksums "
+                                   f"{state['rank_checksums'][f'stage{stage}']}); DDP lost synchronisation")
