@@ -58,9 +58,10 @@ def test_free_bits_and_task_cross_entropy():
     assert correct.tolist() == [1] and counted.tolist() == [1]
 
 
-def test_stacked_heads_equal_separate_pytorch_modules():
+@pytest.mark.parametrize("h", [4, StackedBiGRU.PER_TASK_FROM])  # the batched recurrence, then nn.GRU per task
+def test_stacked_heads_equal_separate_pytorch_modules(h):
     torch.manual_seed(0)
-    k, f, h = 3, 5, 4
+    k, f = 3, 5
     stacked = StackedBiGRU(k, f, h)
     x = torch.randn(6, 7, f)
     out = stacked(x)

@@ -89,13 +89,33 @@ class StackedMLP(nn.Module):
         return x
 
 
+def _gru_mean(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """Mean over time of the hidden states of stacked GRUs: ``gi [T, G, B, 3H]`` (input
+    projections with their bias, time first so that every step is contiguous), ``w_hh [G, H,
+    3H]``, ``b_hh [G, 1, 3H]`` -> ``[G, B, H]``. (A hand-written backward pass was tried and
+    was slower than autograd on this layout.)"""
+    t, g, b, h3 = gi.shape
+    h = h3 // 3
+    state = gi.new_zeros(g, b, h)
+    total = None
+    for step in gi.unbind(0):
+        gh = torch.baddbmm(b_hh, state, w_hh)
+        rz = torch.sigmoid(step[..., : 2 * h] + gh[..., : 2 * h])
+        n = torch.tanh(torch.addcmul(step[..., 2 * h :], rz[..., :h], gh[..., 2 * h :]))
+        state = torch.lerp(n, state, rz[..., h:])  # (1 - z) * n + z * state
+        total = state if total is None else total + state
+    return total / t
+
+
 class StackedBiGRU(nn.Module):
     """K independent one-layer bidirectional GRUs over the same input, mean-pooled over time.
 
     The 2K recurrences (K tasks x 2 directions) advance together: the input projections of
     all steps are two matrix products, each time step one batched product ``[2K, B, H] x
-    [2K, H, 3H]``. ``forward(x [B, T, F]) -> [K, B, 2H]`` (forward and backward means).
-    Gate order and initialisation as in ``nn.GRU``.
+    [2K, H, 3H]``. That wins for small GRUs (the default 32 units); from ``PER_TASK_FROM``
+    units up, each task's GRU runs as ``torch.nn.GRU`` instead (ATen's fused cell is faster
+    there), on the same parameters. ``forward(x [B, T, F]) -> [K, B, 2H]`` (forward and backward
+    means). Gate order and initialisation as in ``nn.GRU``.
     """
 
     def __init__(self, k: int, input_size: int, hidden_size: int):
@@ -107,26 +127,38 @@ class StackedBiGRU(nn.Module):
         self.w_hh = _uniform((2 * k, hidden_size, 3 * hidden_size), bound)
         self.b_hh = _uniform((2 * k, 1, 3 * hidden_size), bound)
 
+    #: hidden sizes from which each task's GRU runs as torch.nn.GRU (measured by benchmarks/bench_treba.py)
+    PER_TASK_FROM = 48
+
+    def task_parameters(self, j: int) -> dict[str, torch.Tensor]:
+        """Task ``j``'s weights as the parameters of ``nn.GRU(bidirectional=True)`` (views)."""
+        k, h = self.k, self.h
+        cols = slice(j * 3 * h, (j + 1) * 3 * h)
+        out = {}
+        for d, sfx in enumerate(("", "_reverse")):
+            out[f"weight_ih_l0{sfx}"] = self.w_ih[d][:, cols].T
+            out[f"bias_ih_l0{sfx}"] = self.b_ih[d][cols]
+            out[f"weight_hh_l0{sfx}"] = self.w_hh[d * k + j].T
+            out[f"bias_hh_l0{sfx}"] = self.b_hh[d * k + j, 0]
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, f = x.shape
         k, h = self.k, self.h
-        gi = []
-        for d, xs in enumerate((x, x.flip(1))):
-            g = torch.addmm(self.b_ih[d], xs.reshape(b * t, f), self.w_ih[d])
-            gi.append(g.view(b, t, k, 3 * h).permute(2, 1, 0, 3))  # [K, T, B, 3H]
-        steps = torch.cat(gi, 0).unbind(1)  # T x [2K, B, 3H]
-        state = x.new_zeros(2 * k, b, h)
-        total = None
-        for g in steps:
-            gh = torch.baddbmm(self.b_hh, state, self.w_hh)
-            i_r, i_z, i_n = g.chunk(3, -1)
-            h_r, h_z, h_n = gh.chunk(3, -1)
-            r = torch.sigmoid(i_r + h_r)
-            z = torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            state = n + z * (state - n)
-            total = state if total is None else total + state
-        mean = total / t  # [2K, B, H]
+        if h >= self.PER_TASK_FROM:
+            from nsprog.gru_kernel import plain_bidirectional
+
+            return torch.stack([plain_bidirectional(x, self.task_parameters(j), h).mean(1) for j in range(k)])
+        # one product for both directions: a projection acts on each step alone, so the
+        # backward direction's projections are the forward ones in reversed time
+        w = self.w_ih.permute(1, 0, 2).reshape(f, 2 * k * 3 * h)
+        proj = torch.addmm(self.b_ih.reshape(-1), x.transpose(0, 1).reshape(t * b, f), w).view(t, b, 2, k, 3 * h)
+        gi = torch.cat([proj[:, :, 0], proj[:, :, 1].flip(0)], 2).permute(0, 2, 1, 3)  # [T, 2K, B, 3H]
+        gi = gi.contiguous()  # each time step contiguous
+        w_hh, b_hh = self.w_hh, self.b_hh
+        if gi.dtype != w_hh.dtype:  # autocast: run the recurrence in the projections' precision
+            w_hh, b_hh = w_hh.to(gi.dtype), b_hh.to(gi.dtype)
+        mean = _gru_mean(gi, w_hh, b_hh)  # [2K, B, H]
         return torch.cat([mean[:k], mean[k:]], dim=-1)
 
 

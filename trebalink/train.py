@@ -348,11 +348,12 @@ class TrainLoop:
                 objective.train()
                 t0 = time.perf_counter()
                 terms, windows = self._train_epoch(stage, epoch, module, opt, scaler, params)
-                state["seconds"][key] += time.perf_counter() - t0
+                seconds = time.perf_counter() - t0
+                state["seconds"][key] += seconds
                 state["windows"][key] += windows
                 objective.eval()
                 val = self._validate(stage, objective)
-                record = {"stage": stage, "epoch": epoch + 1, **terms, **val}
+                record = {"stage": stage, "epoch": epoch + 1, **terms, **val, "seconds": seconds}
                 state["history"].append(record)
                 improved = val["val_loss"] < state["best_val"]
                 if improved:
@@ -362,7 +363,7 @@ class TrainLoop:
                 if stage == 2 and improved:
                     self._save_best(state)
                 self._save_last(state, opt, scaler)
-                shown = {k: v for k, v in record.items() if k not in ("stage", "epoch")}
+                shown = {k: v for k, v in record.items() if k not in ("stage", "epoch", "seconds")}
                 bar.report(epoch, shown)
                 budget[0] -= 1
         finally:
