@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from nsprog.data import Trajectories
-from nsprog.data.normalize import Normalizer
 from nsprog.seeds import SeedStreams
 from nsprog.utils import limit_threads, resolve_device
 from trebalink.augment import AugmentSettings, Augmenter
@@ -97,12 +96,12 @@ def make_loop(device, n_train, batch, approx_units, precision="fp32", native=Fal
     cfg = ModelSettings(approximator_rnn_dim=approx_units)  # defaults: z 32, 256 units, weights 10 / 1
     with SeedStreams(seed).torch_rng("model"):
         net = TrebaNet(train.state_dim, tasks.n_classes, cfg).to(device)
-    norm = Normalizer.fit(train)
+    augmenter = Augmenter.fit(AugmentSettings(), train)
     data = TrainingData(torch.from_numpy(train.states), torch.from_numpy(y_train), torch.from_numpy(val.states),
                         torch.from_numpy(y_val))
     settings = TrainSettings(batch_size=batch, stage1_epochs=2, stage2_epochs=2, precision=precision, native_gru=native)
-    return TrainLoop(net, data, settings, bound, Augmenter.fit(AugmentSettings(), train),
-                     Normalise(torch.from_numpy(norm.mean), torch.from_numpy(norm.std)), seed, device, progress=False)
+    return TrainLoop(net, data, settings, bound, augmenter, Normalise.fit(train, augmenter.kind), seed, device,
+                     progress=False)
 
 
 def bench_training(device, n_train, batch, approx_units, precision="fp32", native=False) -> dict:

@@ -72,12 +72,17 @@ class TaskAnalysis:
         return "\n".join(lines) + "\n"
 
 
+#: label columns with more distinct values than this are ids (possession, recording), not classes
+MAX_CLASSES = 50
+
+
 def gold_columns(traj: Trajectories) -> dict[str, np.ndarray]:
-    """The label columns of windows: ``label`` (when present) and every factor."""
+    """The label columns of windows: ``label`` (when present) and every factor with at most
+    :data:`MAX_CLASSES` distinct values."""
     out = {}
     if traj.labels is not None:
         out["label"] = traj.labels
-    out.update({k: v for k, v in traj.factors.items()})
+    out.update({k: v for k, v in traj.factors.items() if len(np.unique(v)) <= MAX_CLASSES})
     return out
 
 

@@ -20,7 +20,6 @@ import h5py
 import numpy as np
 import torch
 
-from nsprog.data.normalize import Normalizer
 from nsprog.data.trajectories import Trajectories
 from nsprog.seeds import SeedStreams
 from nsprog.utils import atomic_write, limit_threads
@@ -49,7 +48,7 @@ class Prepared:
     tasks: TaskSet
     values: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
-    normalizer: Normalizer
+    normalise: Normalise
     augmenter: Augmenter
     dropped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -75,8 +74,9 @@ def prepare(splits: dict[str, Trajectories], tasks: str | TaskSet, augment: Augm
     for name, traj in splits.items():
         if name != "train":
             values[name], labels[name] = bound.label_windows(traj)
-    return Prepared(fitted.tasks, values, labels, Normalizer.fit(train), Augmenter.fit(augment, train),
-                    fitted.dropped, fitted.notes)
+    augmenter = Augmenter.fit(augment, train)
+    return Prepared(fitted.tasks, values, labels, Normalise.fit(train, augmenter.kind), augmenter, fitted.dropped,
+                    fitted.notes)
 
 
 def save_labels(path: str | Path, prepared: Prepared, splits: dict[str, Trajectories]) -> Path:
@@ -121,8 +121,7 @@ def load_labels(path: str | Path, tasks: TaskSet, splits: dict[str, Trajectories
 
 
 def _trained(net: TrebaNet, prepared: Prepared, train: Trajectories, seed: int) -> TrainedTreba:
-    return TrainedTreba(net, Normalise(torch.from_numpy(prepared.normalizer.mean), torch.from_numpy(prepared.normalizer.std)),
-                        prepared.tasks, prepared.augmenter, train.n_frames,
+    return TrainedTreba(net, prepared.normalise, prepared.tasks, prepared.augmenter, train.n_frames,
                         list(train.feature_names) if train.feature_names else None,
                         dict(train.metadata.get("layout") or {}), seed,
                         window_options=train.metadata.get("window_options"))

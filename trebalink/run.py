@@ -70,11 +70,12 @@ class RunResult:
 
 
 def _prepared_from_folder(folder: Path, splits: dict, cfg: TrebaRunConfig) -> Prepared:
-    from nsprog.data.normalize import Normalizer
+    from trebalink.train import Normalise
 
     tasks = TaskSet.load(folder / TASKS)
     values, labels = load_labels(folder / LABELS, tasks, splits)
-    return Prepared(tasks, values, labels, Normalizer.fit(splits["train"]), Augmenter.fit(cfg.augment, splits["train"]))
+    augmenter = Augmenter.fit(cfg.augment, splits["train"])
+    return Prepared(tasks, values, labels, Normalise.fit(splits["train"], augmenter.kind), augmenter)
 
 
 def _write_prepared(run_path: Path, prepared: Prepared, splits: dict) -> dict:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+import numpy as np
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
@@ -79,11 +80,40 @@ class TrainingData:
 
 @dataclass
 class Normalise:
+    """``(x - mean) / std`` per state dimension, with statistics of the training split.
+
+    :meth:`fit` keeps positions rotation-equivariant: for keypoint windows every x coordinate
+    shares one mean, every y coordinate another, and all share one scale (the positions'
+    standard deviation); team windows likewise for the players' x and y (the presence channel
+    is left as it is); other windows are standardised per dimension. A per-dimension scale
+    would blow up the augmented copies: a nearly fixed keypoint (an arena corner) has a tiny
+    standard deviation, and a rotation moves it by hundreds of them.
+    """
+
     mean: torch.Tensor
     std: torch.Tensor
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.device, x.dtype)) / self.std.to(x.device, x.dtype)
+
+    @classmethod
+    def fit(cls, train, kind: str) -> "Normalise":
+        s = train.states.astype(np.float64)
+        d = s.shape[-1]
+        if kind == "keypoints" and d % 2 == 0:
+            xy = s.reshape(-1, 2)
+            mean = np.tile(xy.mean(0), d // 2)
+            std = np.full(d, max(float(np.sqrt(xy.var(0).mean())), 1e-6))
+        elif kind == "team" and d % 3 == 0:
+            v = s.reshape(-1, d // 3, 3)
+            present = v[..., 2] > 0.5
+            xy = v[..., :2][present] if present.any() else v[..., :2].reshape(-1, 2)
+            mean = np.tile([*xy.mean(0), 0.0], d // 3)
+            std = np.tile([max(float(np.sqrt(xy.var(0).mean())), 1e-6)] * 2 + [1.0], d // 3)
+        else:
+            flat = s.reshape(-1, d)
+            mean, std = flat.mean(0), np.maximum(flat.std(0), 1e-6)
+        return cls(torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32))
 
 
 def _set_trainable(params, flag: bool) -> None:

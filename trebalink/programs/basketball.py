@@ -5,8 +5,9 @@ it ends the window, and its distance to the basket, on offense / defense team wi
 
 ``destination_region`` is the region of the group's mean final position on a grid of
 ``x_edges`` (feet along the court) by ``y_edges`` (across it): region ``ix * (len(y_edges) + 1)
-+ iy``; by default three bands (within 23.5 ft of the attacked baseline, the rest of that
-half, the other half) by two sides, 6 regions. It abstains (-1) when no player of the group
++ iy``; by default three bands at 14 and 19 ft from the attacked baseline (a group's mean
+position sits mostly 12-22 ft from it in half-court play: 10th-90th percentile on the
+SportVU sample) by the two sides of the court, 6 regions. It abstains (-1) when no player of the group
 is present in the last frame. The other three tasks are team features
 (:mod:`nsprog.features.team`) in 3 quantile classes of the training split.
 """
@@ -23,7 +24,7 @@ from trebalink.tasks import Task, TaskError, TaskSet
 
 __all__ = ["FUNCTIONS", "expert_tasks", "destination_region"]
 
-X_EDGES = (23.5, 47.0)
+X_EDGES = (14.0, 19.0)
 Y_EDGES = (25.0,)
 
 
