@@ -132,20 +132,21 @@ class Augmenter:
 
     # ------------------------------------------------------------------ random parameters
     def draw(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Random parameters for ``n`` windows (CPU tensors; index rows to pick windows)."""
+        """Random parameters for ``n`` windows, on the generator's device (index rows to pick
+        windows)."""
         if self.kind == "none":
             return {}
-        g = generator
+        g, dev = generator, generator.device
         out = {
-            "angle": (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * math.pi,
-            "reflect": torch.rand(n, generator=g) < 0.5,
-            "noisy": torch.rand(n, generator=g) < self.p_noise,
+            "angle": (torch.rand(n, generator=g, device=dev, dtype=torch.float64) * 2 - 1) * math.pi,
+            "reflect": torch.rand(n, generator=g, device=dev) < 0.5,
+            "noisy": torch.rand(n, generator=g, device=dev) < self.p_noise,
         }
         if self.noise_std is not None:
-            out["noise"] = torch.randn(n, self.frames, self.dims, generator=g)
+            out["noise"] = torch.randn(n, self.frames, self.dims, generator=g, device=dev)
         if self.kind == "keypoints":
-            out["who"] = torch.randint(0, max(self.individuals, 1), (n,), generator=g)
-            out["shift"] = (torch.rand(n, 2, generator=g) * 2 - 1) * self.shift
+            out["who"] = torch.randint(0, max(self.individuals, 1), (n,), generator=g, device=dev)
+            out["shift"] = (torch.rand(n, 2, generator=g, device=dev) * 2 - 1) * self.shift
         return out
 
     # ------------------------------------------------------------------ transform

@@ -275,6 +275,10 @@ class BoundTasks:
     def values(self, states: torch.Tensor) -> torch.Tensor:
         if not self.tasks:
             return states.new_zeros((states.shape[0], 0))
+        with torch.autocast(states.device.type, enabled=False):  # thresholds need full precision
+            return self._values(states.float())
+
+    def _values(self, states: torch.Tensor) -> torch.Tensor:
         cols = []
         for task, fn in zip(self.tasks, self.fns):
             v = fn(states)

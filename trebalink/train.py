@@ -7,9 +7,10 @@ the lowest validation loss is written to ``best.pt``. ``last.pt`` after every ep
 everything a resumed run needs (weights, optimiser and scaler states, the best so far, the
 history), so a run resumed from any epoch repeats the uninterrupted run exactly on CPU:
 batch orders come from ``DistributedSampler`` seeded per stage and shuffled per epoch, and
-every random draw (augmentations, latent samples, rollout noise) from a generator seeded
-by (seed, stage, epoch, batch) and drawn for the whole global batch, each process keeping
-the rows of its own windows. Under ``torchrun`` the same code trains with
+every random draw (augmentations, latent samples, rollout noise) from a generator on the
+training device seeded by (seed, stage, epoch, batch) and drawn for the whole global batch,
+each process keeping the rows of its own windows (so CPU and GPU runs draw different
+numbers, each reproducibly). Under ``torchrun`` the same code trains with
 ``DistributedDataParallel``: one process per GPU (or CPU, with gloo), rank 0 writes the
 checkpoints and logs, the supervised-contrastive loss sees the global batch, and a run with
 ``W`` processes and global batch ``B`` takes the same steps as one process with batch ``B``
@@ -146,6 +147,10 @@ class TrainLoop:
                              "processes of this run; choose a batch size that is a multiple of the world size")
         self.local_batch = self.settings.batch_size // self.dist.world
         self.z_dim = self.net.cfg.z_dim
+        if self.device.type == "cuda":  # the windows live on the GPU: batches are gathered there
+            d = self.data
+            self.data = TrainingData(*(t.to(self.device) for t in (d.train_states, d.train_labels, d.val_states,
+                                                                   d.val_labels)))
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self):
@@ -161,16 +166,20 @@ class TrainLoop:
         return torch.tensor(list(iter(sampler)), dtype=torch.long)
 
     def _noise(self, gen: torch.Generator, n: int, frames: int) -> dict[str, torch.Tensor]:
-        d = self.net.state_dim
+        d, dev = self.net.state_dim, gen.device
         out = {"aug": self.augmenter.draw(n, gen),
-               "z": torch.randn(n, self.z_dim, generator=gen), "z_aug": torch.randn(n, self.z_dim, generator=gen)}
+               "z": torch.randn(n, self.z_dim, generator=gen, device=dev),
+               "z_aug": torch.randn(n, self.z_dim, generator=gen, device=dev)}
         if self.net.has_approximators:
-            out["z_rollout"] = torch.randn(n, self.z_dim, generator=gen)
-            out["actions"] = torch.randn(n, frames - 1, d, generator=gen)
+            out["z_rollout"] = torch.randn(n, self.z_dim, generator=gen, device=dev)
+            out["actions"] = torch.randn(n, frames - 1, d, generator=gen, device=dev)
         return out
 
     def _rows(self, draws: dict, n_global: int) -> dict:
-        rows = torch.arange(self.dist.rank, n_global, self.dist.world)
+        """This process's rows of draws made for the whole global batch."""
+        if not self.dist.active:
+            return draws
+        rows = torch.arange(self.dist.rank, n_global, self.dist.world, device=self.device)
         return {k: (self._rows(v, n_global) if isinstance(v, dict) else v[rows]) for k, v in draws.items()}
 
     def _batches(self, order: torch.Tensor):
@@ -181,13 +190,13 @@ class TrainLoop:
             yield idx, min(self.settings.batch_size, n_global - j * self.settings.batch_size), j
 
     def _step_inputs(self, states, labels, idx):
-        return states[idx].to(self.device, non_blocking=True), labels[idx].to(self.device, non_blocking=True)
+        idx = idx.to(states.device)
+        return states[idx].to(self.device), labels[idx].to(self.device)
 
     def _stage2_inputs(self, states, labels, idx, n_global, gen: torch.Generator):
         x_raw, y = self._step_inputs(states, labels, idx)
         noise = self._rows(self._noise(gen, n_global, states.shape[1]), n_global)
-        aug = noise.pop("aug")  # moved to the device by the augmenter
-        noise = {k: v.to(self.device) for k, v in noise.items()}
+        aug = noise.pop("aug")
         x_aug_raw = self.augmenter.apply(x_raw, aug)
         y_aug = self.tasks.labels(x_aug_raw) if len(self.tasks) else y
         return self.normalise(x_raw), self.normalise(x_aug_raw), y, y_aug, idx.to(self.device), noise
@@ -232,14 +241,16 @@ class TrainLoop:
         sums: dict[str, torch.Tensor] = {}
         steps = windows = 0
         for idx, n_global, j in self._batches(order):
-            with self._autocast():
-                if stage == 1:
-                    x_raw, y = self._step_inputs(data.train_states, data.train_labels, idx)
+            # inputs, augmentations and task labels in full precision; only the model under autocast
+            if stage == 1:
+                x_raw, y = self._step_inputs(data.train_states, data.train_labels, idx)
+                with self._autocast():
                     loss, terms = module(self.normalise(x_raw), y, float(n_global))
-                else:
-                    gen = self.streams.generator("noise", 2, epoch, j)
-                    x, xa, y, ya, index, noise = self._stage2_inputs(data.train_states, data.train_labels, idx,
-                                                                     n_global, gen)
+            else:
+                gen = self.streams.generator("noise", 2, epoch, j, device=self.device)
+                x, xa, y, ya, index, noise = self._stage2_inputs(data.train_states, data.train_labels, idx, n_global,
+                                                                 gen)
+                with self._autocast():
                     loss, terms = module(x, xa, y, ya, index, noise, float(n_global))
             terms = {"loss": loss.detach() / n_global, **terms}
             self._optimise(opt, scaler, params, loss, stage, epoch, j, terms)
@@ -259,20 +270,20 @@ class TrainLoop:
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         for idx, n_global, j in self._batches(order):
-            with self._autocast():
-                if stage == 1:
-                    x_raw, y = self._step_inputs(data.val_states, data.val_labels, idx)
+            if stage == 1:
+                x_raw, y = self._step_inputs(data.val_states, data.val_labels, idx)
+                with self._autocast():
                     _, terms = module(self.normalise(x_raw), y, 1.0)
-                    per_window = terms["approx_ce"]
-                    batch_obj = self.dist.sum(per_window.double().cpu() * len(idx))
-                else:
-                    gen = self.streams.generator("validation", 2, j)  # the same draws every epoch
-                    x, xa, y, ya, index, noise = self._stage2_inputs(data.val_states, data.val_labels, idx, n_global,
-                                                                     gen)
+                per_window = terms["approx_ce"]
+                batch_obj = self.dist.sum(per_window.double().cpu() * len(idx))
+            else:
+                gen = self.streams.generator("validation", 2, j, device=self.device)  # the same draws every epoch
+                x, xa, y, ya, index, noise = self._stage2_inputs(data.val_states, data.val_labels, idx, n_global, gen)
+                with self._autocast():
                     loss, terms = module(x, xa, y, ya, index, noise, 1.0)
-                    con = terms.get("contrastive", torch.zeros(()))
-                    per_window = loss.detach() - weights.contrastive_weight * con
-                    batch_obj = self.dist.sum(per_window.double().cpu() * len(idx)) + weights.contrastive_weight * con.double().cpu()
+                con = terms.get("contrastive", torch.zeros((), device=loss.device)).double().cpu()
+                per_window = loss.detach().double().cpu() - weights.contrastive_weight * con
+                batch_obj = self.dist.sum(per_window * len(idx)) + weights.contrastive_weight * con
             total += batch_obj
             counted += n_global
             for k, v in terms.items():
