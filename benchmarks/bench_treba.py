@@ -154,7 +154,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     logging.getLogger("nsprog").setLevel(logging.ERROR)  # the synthetic poses leave a task or two constant: fine here
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"bench_treba: {exc}", file=sys.stderr)
+        return 2
     n = 256 if args.quick else args.windows
     load = os.getloadavg()
     print(f"device {device}, {args.threads} thread(s); load average before: {load[0]:.2f} (other processes share "

@@ -159,7 +159,7 @@ def test_yaml_round_trip_and_errors_name_file_task_and_field(tmp_path, two_mice)
         TaskSet.from_dict({"format": "trebalink-tasks", "tasks": [], "extra": 1}, source="f.yaml")
 
 
-def test_learned_programs_export_to_tasks_that_match_the_programs(tmp_path):
+def test_learned_programs_export_to_tasks_that_match_the_programs(tmp_path, capsys):
     from nsprog.dsl import Affine, MapAverage, Sig, Type, load_dsl
     from nsprog.features.pipeline import FeaturePipeline
     from nsprog.programs import ProgramSet
@@ -182,6 +182,14 @@ def test_learned_programs_export_to_tasks_that_match_the_programs(tmp_path):
     np.testing.assert_array_equal(labels, pset.predict(d["test"])["program_1"])
     three = export_tasks(tmp_path / "run", classes=3).fit(d["train"]).tasks
     assert len(three.tasks[0].thresholds) == 2 and three.tasks[0].kind == "categorical"
+    # trebalink label says nothing about certification unless it was asked for
+    from nsprog.data import save_dataset
+    from trebalink.cli import main
+
+    data = save_dataset(tmp_path / "d.h5", d)
+    assert main(["label", str(tmp_path / "run"), "--data", str(data), "--out", str(tmp_path / "l.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "program_1" in out and "coverage 1.000" in out and "certified" not in out
 
 
 def test_random_tasks_are_seeded_and_fitted_on_the_training_split():

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     p.add_argument("--tasks", default=None,
                    help="the supervision: expert:NAME, random:K[:C], none or a task-set YAML (overrides the config)")
+    p.add_argument("--force-tasks", action="store_true",
+                   help="keep tasks that take one class on the training split (dropped with a warning otherwise)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
                    help="autocast on CUDA (overrides train.precision)")
     p.add_argument("--resume", metavar="DIR", default=None,
@@ -44,6 +46,8 @@ def run(args) -> int:
         overrides.append(f"tasks={args.tasks}")
     if args.precision is not None:
         overrides.append(f"train.precision={args.precision}")
+    if args.force_tasks:
+        overrides.append("force_tasks=true")
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1 epoch; got {args.stop_after}")
     if args.resume:
