@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -336,7 +336,12 @@ class TrainLoop:
                                                              if k not in ("net", "optimizer", "scaler", "format",
                                                                           "version")}
         if resume is not None:
-            net.load_state_dict(resume["net"])
+            try:
+                net.load_state_dict(resume["net"])
+            except RuntimeError as exc:
+                where = self.folder / LAST if self.folder is not None else "the resume state"
+                raise ValueError(f"{where} does not fit this model (were model settings or the task set changed "
+                                 f"with --set on resume?): {str(exc).splitlines()[0]}") from None
         budget = [math.inf if stop_after is None else int(stop_after)]
         use_stage1 = net.has_approximators and s.stage1_epochs > 0
         if net.has_approximators and s.stage1_epochs == 0:

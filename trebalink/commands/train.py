@@ -66,8 +66,10 @@ def run(args) -> int:
         m = res.metrics
         if m:
             wps = m.get("windows_per_second", {})
+            speed = [f"stage {k[-1]} {wps[k]:.0f} windows/s" if wps.get(k) else f"stage {k[-1]} not run"
+                     for k in ("stage1", "stage2")]
             print(f"best stage-2 epoch {m.get('best_epoch')} (validation loss {m.get('best_val_loss', float('nan')):.4g});"
-                  f" stage 1 {wps.get('stage1') or 0:.0f} windows/s, stage 2 {wps.get('stage2') or 0:.0f} windows/s")
+                  f" {', '.join(speed)}")
             if m.get("approximators"):
                 print(f"label approximators: validation accuracy {m['approximators']['val_accuracy']:.3f}")
             for col, r in (m.get("readout") or {}).items():
