@@ -71,7 +71,8 @@ FUNCTIONS = (
 
 
 def export_tasks(run_dir: str | Path, classes: int = 2) -> TaskSet:
-    """One task per program of a fitted nsprog run folder (or its ``programs.json``).
+    """One task per program of a fitted nsprog run folder (its ``programs.json``, or its
+    ``checkpoint.pt`` when there is no programs file), or of a ``programs.json`` file.
 
     ``classes=2``: binary tasks, the logit thresholded at 0 (the program's bit);
     ``classes>=3``: categorical tasks at quantiles of the logit, resolved on a training split
@@ -80,7 +81,12 @@ def export_tasks(run_dir: str | Path, classes: int = 2) -> TaskSet:
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise TaskError(f"--classes: expected 2 (the program's bit) or more (quantile classes); got {classes!r}")
     path = Path(run_dir)
-    pset = ProgramSet.load(path)
+    if path.is_dir() and not (path / "programs.json").is_file() and (path / "checkpoint.pt").is_file():
+        from nsprog.encoder import NeurosymbolicEncoder  # a checkpoint-only folder (e.g. an interrupted fit)
+
+        pset = NeurosymbolicEncoder.load(path).program_set()
+    else:
+        pset = ProgramSet.load(path)
     folder = (path if path.is_dir() else path.parent).resolve()
     if not pset.programs:
         raise TaskError(f"{folder} holds no programs (a fit with n_programs: 0); nothing to export")
