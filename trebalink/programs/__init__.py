@@ -19,7 +19,7 @@ The table is explicit; adding a function means adding it to ``FUNCTIONS`` here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -156,10 +156,8 @@ def task_set(spec: str | TaskSet, seed: int = 0, domain: str | None = None,
         sets = _expert_sets()
         if rest not in sets:
             raise TaskError(f"tasks: unknown expert set {rest!r}; available: {', '.join(EXPERT_SETS)}")
-        ts = sets[rest]()
+        ts = replace(sets[rest](), source=spec)  # messages name the set
         if domain_params:
-            from dataclasses import replace
-
             ts = replace(ts, domain_params={**dict(ts.domain_params), **dict(domain_params)})
         return ts
     if kind == "random" and rest:
@@ -171,7 +169,7 @@ def task_set(spec: str | TaskSet, seed: int = 0, domain: str | None = None,
             c = int(parts[1]) if len(parts) > 1 else 3
         except ValueError:
             raise TaskError(f"tasks: expected random:K or random:K:C with integers; got {spec!r}") from None
-        return random_tasks(k, c, seed, domain=domain, domain_params=domain_params)
+        return replace(random_tasks(k, c, seed, domain=domain, domain_params=domain_params), source=spec)
     path = Path(spec)
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
         return TaskSet.load(path)
