@@ -116,17 +116,22 @@ class ProgramSet:
             d = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ProgramFormatError(f"{path} is not valid JSON ({exc})") from exc
+        return cls.from_dict(d, source=str(path))
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "programs") -> "ProgramSet":
+        """The set that :meth:`to_dict` wrote (``source`` names it in error messages)."""
         if not isinstance(d, Mapping) or d.get("format") != FORMAT:
-            raise ProgramFormatError(f"{path} is not an nsprog programs file (expected \"format\": {FORMAT!r})")
+            raise ProgramFormatError(f"{source} is not an nsprog programs file (expected \"format\": {FORMAT!r})")
         for key in ("dsl", "pipeline", "programs"):
             if key not in d:
-                raise ProgramFormatError(f"{path}: field {key!r} is missing")
-        dsl = DSL.from_dict(d["dsl"], source=str(path))
+                raise ProgramFormatError(f"{source}: field {key!r} is missing")
+        dsl = DSL.from_dict(d["dsl"], source=source)
         pipe = FeaturePipeline.from_dict(d["pipeline"])
         if tuple(pipe.features) != tuple(dsl.features):
-            raise ProgramFormatError(f"{path}: pipeline features {pipe.features} differ from the DSL's {dsl.features}")
+            raise ProgramFormatError(f"{source}: pipeline features {pipe.features} differ from the DSL's {dsl.features}")
         programs, classes = {}, {}
         for name, entry in d["programs"].items():
-            programs[name] = program_from_json(entry.get("program"), dsl, require_params=True, where=f"{path}:{name}")
+            programs[name] = program_from_json(entry.get("program"), dsl, require_params=True, where=f"{source}:{name}")
             classes[name] = entry.get("classes", [0, 1])
         return cls(dsl, pipe, programs, classes)

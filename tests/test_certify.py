@@ -15,7 +15,7 @@ from nsprog.features.pipeline import FeaturePipeline
 from nsprog.programs import ProgramSet
 from nsprog.safety.box import Box
 from nsprog.safety.certify import brute_force_check, certify, closest_certified, feature_box, interval_program
-from trebalink.tasks import ABSTAIN, Task, label_matrix, quantile_thresholds, summarize
+from trebalink.tasks import ABSTAIN
 
 DSL_ = load_dsl("synthetic")
 LA = Sig(Type("list", 4), Type("atom", 1))
@@ -111,19 +111,3 @@ def test_certify_and_trebalink_label_commands(fitted, tmp_path, capsys):
     with h5py.File(out) as f:
         L, cert = f["labels"][()], f["certified"][()]
     assert ((L == ABSTAIN) == ~cert).all() and (~cert).any()
-
-
-def test_task_labels_and_summary_by_hand():
-    from nsprog.data import Trajectories
-
-    traj = Trajectories(states=np.zeros((4, 3, 1), np.float32))
-    a = Task("a", lambda t: np.array([0.5, -1.0, 2.0, np.nan]), thresholds=(0.0, 1.0))
-    b = Task("b", lambda t: np.array([1.0, -1.0, -2.0, 3.0]))
-    L = label_matrix([a, b], traj)
-    assert L.tolist() == [[1, 1], [0, 0], [2, 0], [ABSTAIN, 1]]
-    s = summarize(L, ["a", "b"])
-    assert s[0]["coverage"] == 0.75 and s[1]["coverage"] == 1.0
-    assert s[0]["overlaps"] == 0.75 and s[0]["conflicts"] == 0.25  # window 2: 2 vs 0
-    assert quantile_thresholds(np.arange(100), 4) == pytest.approx((24.75, 49.5, 74.25))
-    with pytest.raises(ValueError, match="thresholds must be increasing"):
-        Task("c", lambda t: t, thresholds=(1.0, 0.0))

@@ -83,8 +83,27 @@ def _pipeline_case() -> Case:
     )
 
 
+def _treba_case() -> Case:
+    from trebalink.estimator import TrebaEncoder
+
+    def make():
+        return TrebaEncoder(tasks="expert:synthetic",
+                            model={"z_dim": 4, "rnn_dim": 8, "h_dim": 8, "approximator_rnn_dim": 4,
+                                   "approximator_h_dim": 8},
+                            train={"batch_size": 32, "lr": 1e-3, "stage1_epochs": 1, "stage2_epochs": 1},
+                            seed=3, progress=False)
+
+    return Case(
+        make=make,
+        fit=lambda est, d: est.fit(d["train"], d["val"]),
+        query=lambda est, d: est.transform(d["test"]),
+        bad_fit=lambda est, d: est.set_params(tasks="expert:mouse").fit(d["train"], d["val"]),  # no keypoints here
+    )
+
+
 #: every estimator of the project; new estimators (baselines, trebalink's) are added here
-CASES = {"NeurosymbolicEncoder": _encoder_case, "ProgramSearch": _search_case, "FeaturePipeline": _pipeline_case}
+CASES = {"NeurosymbolicEncoder": _encoder_case, "ProgramSearch": _search_case, "FeaturePipeline": _pipeline_case,
+         "TrebaEncoder": _treba_case}
 
 
 def _same_params(a: dict, b: dict) -> bool:

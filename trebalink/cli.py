@@ -9,10 +9,15 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: command name -> (module providing ``register(subparsers)``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "label": ("trebalink.commands", "label windows with the programs of an nsprog run (one task per program)"),
+    "tasks": ("trebalink.commands.tasks", "write a shipped task set (expert or random) as YAML, optionally analysed"),
+    "export": ("trebalink.commands.tasks", "turn a fitted nsprog encoder's programs into a task set (YAML)"),
+    "label": ("trebalink.commands.label", "label windows with a task set or the programs of an nsprog run"),
+    "train": ("trebalink.commands.train", "train a TREBA embedding model with a task set (CPU, GPU or torchrun)"),
+    "embed": ("trebalink.commands.embed", "embed every window or frame with a trained model"),
 }
 
-DESCRIPTION = "Turn nsprog programs into labelling tasks for trajectory data."
+DESCRIPTION = ("Programs as supervision tasks: task sets, TREBA-style trajectory embeddings trained with them, "
+               "and the embeddings of new data.")
 
 
 def build_parser(argv: list[str] | None = None):

@@ -1,92 +1,527 @@
-"""Programs as labelling functions ("task programming"), shaped like Snorkel's API.
+"""Tasks: programs used as labelling functions ("task programming"), shaped like Snorkel's API.
 
-A :class:`Task` has a name, a vectorised ``values(windows)`` (one number per window),
-thresholds that discretise the values (class = number of thresholds below the value) and
-``ABSTAIN = -1`` for windows it does not label. A learned nsprog program and an
-expert-written function become the same object. :func:`label_matrix` applies tasks to
-windows; :func:`summarize` reports coverage, class balance, overlaps and conflicts.
+A :class:`Task` is a name, a vectorised function of the windows (one value per window), a
+kind (``binary``, ``categorical`` with k classes, or ``continuous``) and a discretisation:
+explicit ``thresholds`` or ``quantiles`` (k classes from the training split's quantiles,
+resolved by :meth:`TaskSet.fit` and recorded). The class of a value is the number of
+thresholds strictly below it (a value equal to a threshold falls in the lower class); a
+window whose value is not finite (missing data) gets ``ABSTAIN = -1``.
+
+A task's function is named, not pickled: ``fn`` picks an entry of the function table
+(:mod:`trebalink.programs`: the expert functions of each domain, ``feature`` for any nsprog
+domain feature, ``program`` for a learned nsprog program, ``random`` for the random-task
+control) and ``args`` are its arguments, so a :class:`TaskSet` saves to and loads from YAML
+with its provenance (run folder and program text for learned tasks). A hand-written Python
+function can be wrapped with :meth:`Task.from_function` (such a set cannot be saved).
+
+:meth:`TaskSet.bind` resolves the functions against a data layout once (keypoint indices
+and the like; an unknown keypoint or feature is an error naming the task and field) and
+returns a :class:`BoundTasks` that labels torch tensors of raw windows ``[B, T+1, D]`` on
+any device, which is how training relabels augmented windows batch by batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import datetime as _dt
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
+import torch
+import yaml
 
+from nsprog._version import __version__
 from nsprog.data.trajectories import Trajectories
+from nsprog.utils import atomic_write
 
-__all__ = ["ABSTAIN", "Task", "tasks_from_programs", "label_matrix", "summarize", "quantile_thresholds"]
+__all__ = [
+    "ABSTAIN", "KINDS", "FORMAT", "TaskError", "Task", "TaskSet", "BoundTasks", "quantile_thresholds",
+    "discretize", "label_matrix",
+]
+
+log = logging.getLogger("nsprog")
 
 ABSTAIN = -1
+KINDS = ("binary", "categorical", "continuous")
+FORMAT = "trebalink-tasks"
+VERSION = 1
+Kind = Literal["binary", "categorical", "continuous"]
+ValuesFn = Callable[[torch.Tensor], torch.Tensor]
+_TASK_KEYS = ("name", "fn", "args", "kind", "thresholds", "quantiles", "label_space", "description", "provenance")
+
+
+class TaskError(ValueError):
+    """A task or task set is invalid; the message names the file, the task and the field."""
+
+
+def _where(source: str | None, index: int | None, name: str | None, fld: str) -> str:
+    parts = []
+    if source:
+        parts.append(str(source))
+    if name is not None:
+        parts.append(f"task {name!r}" + (f" (tasks[{index}].{fld})" if index is not None else f" (field {fld})"))
+    elif fld:
+        parts.append(f"field {fld}")
+    return ": ".join(parts)
 
 
 @dataclass(frozen=True)
 class Task:
+    """One labelling task. See the module docstring for the rules.
+
+    Parameters
+    ----------
+    name : str
+        Unique within its set.
+    fn : str or callable
+        A function-table name (see :mod:`trebalink.programs`) or, via :meth:`from_function`,
+        a Python callable ``states [B, T+1, D] -> values [B]``.
+    args : mapping
+        The function's arguments (checked when the set is bound).
+    kind : {"binary", "categorical", "continuous"}
+    thresholds : sequence of float, optional
+        Strictly increasing class boundaries (binary: exactly one).
+    quantiles : int, optional
+        Number of classes from training-split quantiles (instead of ``thresholds``).
+    label_space : str, optional
+        Tasks with the same label space vote on the same classes (only those can conflict);
+        the name of a label column of the data (``label`` or a factor) makes the analysis
+        report the task's accuracy against it.
+    """
+
     name: str
-    values: Callable[[Trajectories], np.ndarray]
-    thresholds: tuple[float, ...] = (0.0,)
+    fn: str | Callable = ""
+    args: Mapping[str, Any] = field(default_factory=dict)
+    kind: Kind = "categorical"
+    thresholds: tuple[float, ...] | None = None
+    quantiles: int | None = None
+    label_space: str | None = None
     description: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        t = tuple(float(v) for v in self.thresholds)
-        if list(t) != sorted(t):
-            raise ValueError(f"task {self.name!r}: thresholds must be increasing; got {t}")
-        object.__setattr__(self, "thresholds", t)
+        self.validate()
+
+    def validate(self, source: str | None = None, index: int | None = None) -> None:
+        """Check every field; the error names ``source`` (a file), the task and the field."""
+        def bad(fld: str, msg: str):
+            raise TaskError(f"{_where(source, index, self.name if isinstance(self.name, str) else None, fld)}: {msg}")
+
+        if not isinstance(self.name, str) or not self.name:
+            raise TaskError(f"{_where(source, None, None, f'tasks[{index}].name' if index is not None else 'name')}: "
+                            f"expected a non-empty task name; got {self.name!r}")
+        if not (callable(self.fn) or (isinstance(self.fn, str) and self.fn)):
+            bad("fn", f"expected a function name (see trebalink.programs.FUNCTIONS); got {self.fn!r}")
+        if not isinstance(self.args, Mapping):
+            bad("args", f"expected a mapping of the function's arguments; got {self.args!r}")
+        object.__setattr__(self, "args", dict(self.args))
+        if self.kind not in KINDS:
+            bad("kind", f"expected one of {', '.join(KINDS)}; got {self.kind!r}")
+        if self.label_space is not None and not isinstance(self.label_space, str):
+            bad("label_space", f"expected a string; got {self.label_space!r}")
+        if self.thresholds is not None:
+            if isinstance(self.thresholds, (str, bytes)) or not isinstance(self.thresholds, Sequence):
+                bad("thresholds", f"expected a list of numbers; got {self.thresholds!r}")
+            try:
+                t = tuple(float(v) for v in self.thresholds)
+            except (TypeError, ValueError):
+                bad("thresholds", f"expected a list of numbers; got {self.thresholds!r}")
+            if any(not math.isfinite(v) for v in t):
+                bad("thresholds", f"expected finite numbers; got {list(t)}")
+            if any(b <= a for a, b in zip(t, t[1:])):
+                bad("thresholds", f"must be strictly increasing (sorted, no repeats); got {list(t)}")
+            object.__setattr__(self, "thresholds", t)
+        if self.quantiles is not None and (isinstance(self.quantiles, bool) or not isinstance(self.quantiles, int)
+                                           or self.quantiles < 2):
+            bad("quantiles", f"expected a number of classes >= 2; got {self.quantiles!r}")
+        if self.kind == "continuous":
+            if self.thresholds is not None or self.quantiles is not None:
+                bad("kind", "a continuous task has no thresholds or quantiles; use kind: categorical to discretise it")
+            return
+        if self.thresholds is None and self.quantiles is None:
+            bad("thresholds", f"a {self.kind} task needs thresholds (a sorted list) or quantiles (a number of classes)")
+        if self.thresholds is not None and self.quantiles is not None and len(self.thresholds) + 1 > self.quantiles:
+            bad("thresholds", f"{len(self.thresholds)} thresholds give more classes than quantiles: {self.quantiles}")
+        if self.kind == "binary":
+            if self.quantiles is not None and self.quantiles != 2:
+                bad("quantiles", f"a binary task has 2 classes; got quantiles: {self.quantiles}")
+            if self.thresholds is not None and len(self.thresholds) != 1 and self.quantiles is None:
+                bad("thresholds", f"a binary task has exactly one threshold; got {list(self.thresholds)}")
+        elif self.thresholds is not None and len(self.thresholds) == 0 and self.quantiles is None:
+            bad("thresholds", "a categorical task needs at least one threshold")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_function(cls, name: str, fn: ValuesFn, thresholds: Sequence[float] | None = (0.0,),
+                      quantiles: int | None = None, kind: Kind | None = None, description: str = "") -> "Task":
+        """Wrap a vectorised Python function ``states [B, T+1, D] (torch) -> [B]``; it cannot be saved."""
+        if not callable(fn):
+            raise TaskError(f"task {name!r}: fn must be callable; got {type(fn).__name__}")
+        if kind is None:
+            n = quantiles if thresholds is None else len(tuple(thresholds)) + 1
+            kind = "binary" if n == 2 else "categorical"
+        return cls(name, fn, {}, kind, None if thresholds is None else tuple(thresholds), quantiles,
+                   description=description)
+
+    # ------------------------------------------------------------------ classes
+    @property
+    def resolved(self) -> bool:
+        """True when the task needs nothing from the training data (thresholds known or continuous)."""
+        return self.kind == "continuous" or self.thresholds is not None
 
     @property
-    def n_classes(self) -> int:
-        return len(self.thresholds) + 1
+    def discrete(self) -> bool:
+        return self.kind != "continuous"
 
-    def label(self, traj: Trajectories) -> np.ndarray:
-        v = np.asarray(self.values(traj), dtype=float)
-        if v.shape != (len(traj),):
-            raise ValueError(f"task {self.name!r} returned shape {v.shape}; expected ({len(traj)},)")
-        out = (v[:, None] > np.asarray(self.thresholds)[None, :]).sum(1).astype(np.int64)
-        out[~np.isfinite(v)] = ABSTAIN
-        return out
+    @property
+    def n_classes(self) -> int | None:
+        """Number of classes (None for continuous tasks or unresolved quantiles)."""
+        if self.kind == "continuous":
+            return None
+        if self.thresholds is not None:
+            return len(self.thresholds) + 1
+        return self.quantiles
+
+    def classes(self, values: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Class per value (``ABSTAIN`` where not finite); numpy in, numpy out."""
+        if not self.resolved or self.kind == "continuous":
+            raise TaskError(f"task {self.name!r} has no thresholds yet (quantiles: {self.quantiles}); fit the task "
+                            "set on training windows first (TaskSet.fit)")
+        return discretize(values, self.thresholds)
+
+    def to_dict(self) -> dict:
+        if callable(self.fn):
+            raise TaskError(f"task {self.name!r} wraps a Python function; only tasks with a named fn can be saved")
+        d: dict[str, Any] = {"name": self.name, "fn": self.fn, "args": _plain(dict(self.args)), "kind": self.kind}
+        if self.thresholds is not None:
+            d["thresholds"] = [float(t) for t in self.thresholds]
+        if self.quantiles is not None:
+            d["quantiles"] = int(self.quantiles)
+        if self.label_space is not None:
+            d["label_space"] = self.label_space
+        if self.description:
+            d["description"] = self.description
+        if self.provenance:
+            d["provenance"] = _plain(dict(self.provenance))
+        return d
 
 
-def tasks_from_programs(pset) -> list[Task]:
-    """One binary task per program of an :class:`nsprog.programs.ProgramSet` (value = logit)."""
-    return [
-        Task(name, (lambda traj, n=name: pset.decision_function(traj)[n]), (0.0,), pset.describe(name)["text"])
-        for name in pset.programs
-    ]
+def discretize(values, thresholds: Sequence[float]):
+    """Class = number of thresholds strictly below the value; ``ABSTAIN`` where not finite."""
+    if isinstance(values, torch.Tensor):
+        thr = torch.as_tensor(list(thresholds), dtype=values.dtype, device=values.device)
+        out = (values[..., None] > thr).sum(-1)
+        return torch.where(torch.isfinite(values), out, torch.full_like(out, ABSTAIN))
+    v = np.asarray(values, dtype=np.float64)
+    out = (v[..., None] > np.asarray(thresholds, np.float64)).sum(-1).astype(np.int64)
+    out[~np.isfinite(v)] = ABSTAIN
+    return out
 
 
-def quantile_thresholds(values: np.ndarray, n_classes: int) -> tuple[float, ...]:
-    """Thresholds that split training values into ``n_classes`` equally populated classes."""
+def quantile_thresholds(values, n_classes: int) -> tuple[float, ...]:
+    """Thresholds that split the finite ``values`` into ``n_classes`` equally populated classes
+    (ties merged, so fewer classes may result when values repeat)."""
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2; got {n_classes}")
-    return tuple(float(q) for q in np.quantile(np.asarray(values, float), np.arange(1, n_classes) / n_classes))
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return ()
+    q = np.quantile(v, np.arange(1, n_classes) / n_classes)
+    return tuple(float(x) for x in np.unique(q))
 
 
-def label_matrix(tasks: Sequence[Task], traj: Trajectories) -> np.ndarray:
-    """``[N, n_tasks]`` class labels, ``ABSTAIN`` where a task does not label a window."""
-    return np.stack([t.label(traj) for t in tasks], axis=1) if tasks else np.zeros((len(traj), 0), np.int64)
+def _plain(obj: Any) -> Any:
+    """YAML-safe plain data."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
-def summarize(L: np.ndarray, names: Sequence[str]) -> list[dict]:
-    """Per task: coverage (share labelled), class balance, overlaps (share also labelled by
-    another task) and conflicts (share labelled differently by another task; meaningful when
-    tasks share a label space, as binary program tasks do)."""
-    L = np.asarray(L)
-    labelled = L != ABSTAIN
-    out = []
-    for j, name in enumerate(names):
-        mine = labelled[:, j]
-        others = np.delete(labelled, j, axis=1)
-        other_l = np.delete(L, j, axis=1)
-        overlap = mine & others.any(1) if others.size else np.zeros_like(mine)
-        conflict = (mine[:, None] & others & (other_l != L[:, j : j + 1])).any(1) if others.size else np.zeros_like(mine)
-        vals = L[mine, j]
-        k = int(vals.max()) + 1 if vals.size else 0
-        out.append({
-            "task": name,
-            "coverage": float(mine.mean()),
-            "class_balance": (np.bincount(vals, minlength=k) / max(vals.size, 1)).round(4).tolist(),
-            "overlaps": float(overlap.mean()),
-            "conflicts": float(conflict.mean()),
-        })
-    return out
+class BoundTasks:
+    """A task set resolved against one data layout: labels torch windows in one call each.
+
+    ``values(states)`` -> ``[B, K]`` float values (NaN = abstain; continuous tasks too);
+    ``labels(states)`` -> ``[B, K]`` int64 classes (``ABSTAIN`` = -1; continuous tasks get
+    ``ABSTAIN`` everywhere since they have no classes).
+    """
+
+    def __init__(self, tasks: Sequence[Task], fns: Sequence[ValuesFn]):
+        self.tasks = tuple(tasks)
+        self.fns = tuple(fns)
+        self._thr = [t.thresholds if (t.discrete and t.thresholds is not None) else None for t in self.tasks]
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @torch.no_grad()
+    def values(self, states: torch.Tensor) -> torch.Tensor:
+        if not self.tasks:
+            return states.new_zeros((states.shape[0], 0))
+        with torch.autocast(states.device.type, enabled=False):  # thresholds need full precision
+            return self._values(states.float())
+
+    def _values(self, states: torch.Tensor) -> torch.Tensor:
+        cols = []
+        for task, fn in zip(self.tasks, self.fns):
+            v = fn(states)
+            if tuple(v.shape) != (states.shape[0],):
+                raise TaskError(f"task {task.name!r} returned shape {tuple(v.shape)}; expected ({states.shape[0]},), "
+                                "one value per window")
+            cols.append(v.to(torch.float32))
+        return torch.stack(cols, dim=1)
+
+    def classes(self, values: torch.Tensor) -> torch.Tensor:
+        out = torch.full(values.shape, ABSTAIN, dtype=torch.int64, device=values.device)
+        for j, thr in enumerate(self._thr):
+            if thr is not None:
+                out[:, j] = discretize(values[:, j], thr)
+        return out
+
+    def labels(self, states: torch.Tensor) -> torch.Tensor:
+        return self.classes(self.values(states))
+
+    def label_windows(self, traj: Trajectories, batch_size: int = 65536,
+                      device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """``(values [N, K] float32, labels [N, K] int64)`` for all windows of ``traj``."""
+        vals = []
+        states = torch.from_numpy(traj.states)
+        for lo in range(0, len(traj), batch_size):
+            vals.append(self.values(states[lo : lo + batch_size].to(device)).cpu())
+        v = torch.cat(vals) if vals else torch.zeros((0, len(self.tasks)))
+        return v.numpy(), self.classes(v).numpy()
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """An ordered set of tasks over one kind of data, with what binding them needs.
+
+    ``domain`` / ``domain_params`` name the nsprog feature domain whose layout the expert
+    functions read (``mouse``, ``openfield``, ``team``, ``synthetic``; ``None`` for sets that
+    read the raw window only). ``programs`` holds the learned programs of ``program`` tasks
+    (an nsprog ``programs.json`` payload), so a saved set needs nothing else.
+    """
+
+    tasks: tuple[Task, ...]
+    name: str = ""
+    domain: str | None = None
+    domain_params: Mapping[str, Any] = field(default_factory=dict)
+    programs: Mapping[str, Any] | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the file it was loaded from (for messages; not saved)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise TaskError(f"{self.source + ': ' if self.source else ''}task names must be unique; repeated: "
+                            f"{', '.join(map(repr, dup))}")
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    @property
+    def resolved(self) -> bool:
+        return all(t.resolved for t in self.tasks)
+
+    @property
+    def n_classes(self) -> list[int | None]:
+        return [t.n_classes for t in self.tasks]
+
+    def select(self, names: Sequence[str]) -> "TaskSet":
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise TaskError(f"no task(s) {unknown} in this set; tasks: {', '.join(self.names)}")
+        return replace(self, tasks=tuple(t for t in self.tasks if t.name in set(names)))
+
+    def _index(self, task: Task) -> int:
+        return self.names.index(task.name)
+
+    # ------------------------------------------------------------------ binding and fitting
+    def bind(self, traj: Trajectories) -> BoundTasks:
+        """Resolve every task's function against the layout of ``traj`` (only its metadata and
+        shape are read, plus presence checks of some domains)."""
+        from trebalink.programs import make_function
+
+        cache: dict = {}
+        fns = []
+        for i, t in enumerate(self.tasks):
+            if callable(t.fn):
+                fns.append(t.fn)
+                continue
+            try:
+                fns.append(make_function(self, t, traj, cache))
+            except TaskError as exc:
+                raise TaskError(f"{_where(self.source, i, t.name, 'args')}: {exc}") from None
+            except (KeyError, ValueError, IndexError) as exc:
+                msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                raise TaskError(f"{_where(self.source, i, t.name, 'fn')}: {msg}") from None
+        return BoundTasks(self.tasks, fns)
+
+    def fit(self, train: Trajectories, force: bool = False, batch_size: int = 65536) -> "FittedTasks":
+        """Resolve quantile thresholds and data-dependent arguments on the training windows,
+        and drop tasks that are constant there (useless as supervision) unless ``force``.
+
+        Returns a :class:`FittedTasks` with the resolved set (thresholds recorded), the
+        training values and labels, and the names of the dropped tasks.
+        """
+        from trebalink.programs import fit_arguments
+
+        tasks = list(self.tasks)
+        for i, t in enumerate(tasks):
+            if not callable(t.fn):
+                new_args = fit_arguments(self, t, train)
+                if new_args is not None:
+                    tasks[i] = replace(t, args=new_args)
+        staged = replace(self, tasks=tuple(tasks))
+        values, _ = staged.bind(train).label_windows(train, batch_size)
+        resolved, dropped, notes = [], [], []
+        for j, t in enumerate(staged.tasks):
+            v = values[:, j]
+            finite = v[np.isfinite(v)]
+            if t.kind != "continuous" and t.thresholds is None:
+                thr = quantile_thresholds(finite, t.quantiles)
+                prov = dict(t.provenance, quantiles_from=f"{len(finite)} training windows")
+                t = replace(t, thresholds=thr, provenance=prov) if thr else t
+            constant = finite.size == 0 or (float(finite.min()) == float(finite.max()))
+            if t.discrete and t.thresholds is not None and finite.size:
+                constant = constant or len(np.unique(discretize(finite, t.thresholds))) < 2
+            if t.discrete and not t.thresholds:
+                constant = True
+            if constant:
+                why = ("abstains on every training window" if finite.size == 0 else
+                       f"takes one {'value' if t.kind == 'continuous' else 'class'} on all {finite.size} labelled "
+                       "training windows")
+                where = _where(self.source, j, t.name, "fn")
+                if force:
+                    log.warning("%s %s; kept because of --force, but it gives no supervision", where, why)
+                    notes.append(f"{t.name}: {why} (kept: force)")
+                    if t.discrete and not t.thresholds:
+                        raise TaskError(f"{where} {why}: no threshold can split it, even with force")
+                else:
+                    log.warning("%s %s: useless as supervision, dropped (pass --force / force=True to keep it)",
+                                where, why)
+                    dropped.append(t.name)
+                    notes.append(f"{t.name}: {why} (dropped)")
+                    continue
+            resolved.append(t)
+        keep = [staged.names.index(t.name) for t in resolved]
+        prov = dict(self.provenance, fitted_on=f"{len(train)} training windows", dropped=dropped)
+        fitted = replace(staged, tasks=tuple(resolved), provenance=prov)
+        vals = values[:, keep]
+        labels = BoundTasks(fitted.tasks, [None] * len(fitted.tasks)).classes(torch.from_numpy(vals)).numpy()
+        return FittedTasks(fitted, vals, labels, dropped, notes)
+
+    # ------------------------------------------------------------------ YAML
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": self.name, "domain": self.domain,
+                             "domain_params": _plain(dict(self.domain_params)),
+                             "tasks": [t.to_dict() for t in self.tasks]}
+        prov = {"created": _dt.datetime.now().isoformat(timespec="seconds"), "nsprog_version": __version__}
+        prov.update(_plain(dict(self.provenance)))
+        d["provenance"] = prov
+        if self.programs is not None:
+            d["programs"] = _plain(dict(self.programs))
+        return d
+
+    def save(self, path: str | Path) -> Path:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=110)
+        return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> "TaskSet":
+        where = f"{source}: " if source else ""
+        if not isinstance(d, Mapping):
+            raise TaskError(f"{where}expected a mapping with 'format: {FORMAT}' and 'tasks'; got {type(d).__name__}")
+        if d.get("format") != FORMAT:
+            raise TaskError(f"{where}field 'format' is {d.get('format')!r}; expected {FORMAT!r} (a trebalink task set)")
+        version = d.get("version", VERSION)
+        if not isinstance(version, int) or version > VERSION:
+            raise TaskError(f"{where}field 'version' is {version!r}; this trebalink reads task sets up to version "
+                            f"{VERSION}")
+        allowed = {"format", "version", "name", "domain", "domain_params", "tasks", "provenance", "programs"}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise TaskError(f"{where}unknown field(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+        raw = d.get("tasks")
+        if not isinstance(raw, list):
+            raise TaskError(f"{where}field 'tasks' must be a list of tasks; got {raw!r}")
+        tasks = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, Mapping):
+                raise TaskError(f"{where}tasks[{i}]: expected a mapping with name, fn, args, kind, thresholds; "
+                                f"got {entry!r}")
+            extra = sorted(set(entry) - set(_TASK_KEYS))
+            name = entry.get("name")
+            if extra:
+                raise TaskError(f"{_where(source, i, str(name), extra[0])}: unknown field(s) {extra}; allowed: "
+                                f"{', '.join(_TASK_KEYS)}")
+            kwargs = {k: entry[k] for k in _TASK_KEYS if k in entry and entry[k] is not None}
+            kwargs.setdefault("name", "")
+            t = object.__new__(Task)
+            for key, default in (("fn", ""), ("args", {}), ("kind", "categorical"), ("thresholds", None),
+                                 ("quantiles", None), ("label_space", None), ("description", ""), ("provenance", {})):
+                object.__setattr__(t, key, kwargs.get(key, default))
+            object.__setattr__(t, "name", kwargs["name"])
+            t.validate(source, i)  # the same checks as Task(...), with the file and index in the message
+            tasks.append(t)
+        try:
+            return cls(tuple(tasks), name=str(d.get("name") or ""), domain=d.get("domain"),
+                       domain_params=dict(d.get("domain_params") or {}), programs=d.get("programs"),
+                       provenance=dict(d.get("provenance") or {}), source=source)
+        except TaskError as exc:
+            raise TaskError(f"{where}{exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TaskSet":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"task set file not found: {path}")
+        try:
+            d = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise TaskError(f"{path}: not valid YAML ({exc})") from None
+        return cls.from_dict(d, source=str(path))
+
+
+@dataclass
+class FittedTasks:
+    """The result of :meth:`TaskSet.fit`: the resolved set, training values and labels."""
+
+    tasks: TaskSet
+    values: np.ndarray
+    labels: np.ndarray
+    dropped: list[str]
+    notes: list[str]
+
+
+def label_matrix(tasks: TaskSet | Sequence[Task], traj: Trajectories) -> np.ndarray:
+    """``[N, n_tasks]`` class labels (``ABSTAIN`` where a task does not label a window)."""
+    ts = tasks if isinstance(tasks, TaskSet) else TaskSet(tuple(tasks))
+    return ts.bind(traj).label_windows(traj)[1]

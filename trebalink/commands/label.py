@@ -9,10 +9,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nsprog.commands.common import add_quiet
 from nsprog.data.io import load_split
-from nsprog.programs import ProgramSet
 from nsprog.utils import atomic_write, write_json_atomic
-from trebalink.tasks import ABSTAIN, label_matrix, summarize, tasks_from_programs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,44 +31,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--uncertified", choices=("drop", "flag"), default="drop",
                    help="drop: uncertified labels become -1 (abstain); flag: keep them, mark them in 'certified'")
     p.add_argument("--force", action="store_true", help="overwrite --out")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from trebalink.analysis import analyze, gold_columns
+    from trebalink.programs.learned import export_tasks
+    from trebalink.tasks import ABSTAIN
+
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; choose another --out or pass --force")
-    pset = ProgramSet.load(args.run_dir)
+    tasks = export_tasks(args.run_dir, classes=2)
     traj = load_split(args.data, args.split)
-    tasks = tasks_from_programs(pset)
-    L = label_matrix(tasks, traj)
-    certified = np.ones_like(L, dtype=bool)
+    values, L = tasks.bind(traj).label_windows(traj)
+    certified = None
     if args.certify_eps is not None:
+        from nsprog.programs import ProgramSet
         from nsprog.safety.certify import certify
 
-        res = certify(pset, traj, args.certify_eps)
-        certified = res.certified
+        certified = certify(ProgramSet.load(args.run_dir), traj, args.certify_eps).certified
         if args.uncertified == "drop":
             L = np.where(certified, L, ABSTAIN)
-    names = [t.name for t in tasks]
+    names = tasks.names
 
     def write(tmp):
         with h5py.File(tmp, "w") as f:
             f.create_dataset("labels", data=L)
-            f.create_dataset("certified", data=certified)
+            f.create_dataset("certified", data=np.ones_like(L, dtype=bool) if certified is None else certified)
             f.attrs["tasks"] = json.dumps(names)
             f.attrs["descriptions"] = json.dumps([t.description for t in tasks])
             f.attrs["certify_eps"] = -1.0 if args.certify_eps is None else float(args.certify_eps)
             f.attrs["abstain"] = ABSTAIN
 
     atomic_write(out, write)
-    summary = summarize(L, names)
-    write_json_atomic(out.with_suffix(".summary.json"), {"tasks": summary, "n_windows": len(traj),
-                                                         "certified_fraction": certified.mean(0).tolist()})
-    if not args.quiet:
+    values = np.where(L == ABSTAIN, np.nan, values)
+    report = analyze(tasks, values, L, gold_columns(traj))
+    summary = {"analysis": report.to_dict(), "n_windows": len(traj),
+               "certify_eps": args.certify_eps,
+               "certified_fraction": None if certified is None else certified.mean(0).tolist()}
+    write_json_atomic(out.with_suffix(".summary.json"), summary)
+    if not args.silent:  # results are printed even with --quiet
         print(f"{len(traj)} windows x {len(tasks)} task(s) -> {out}")
-        for s, c in zip(summary, certified.mean(0)):
-            print(f"  {s['task']}: coverage {s['coverage']:.3f}, classes {s['class_balance']}, overlaps "
-                  f"{s['overlaps']:.3f}, conflicts {s['conflicts']:.3f}, certified {c:.3f}")
+        print(report.to_text(), end="")
+        if certified is not None:
+            kept = "dropped (-1)" if args.uncertified == "drop" else "kept and flagged"
+            print(f"certified at eps {args.certify_eps} (uncertified labels {kept}): "
+                  + ", ".join(f"{n} {c:.3f}" for n, c in zip(names, certified.mean(0))))
     return 0

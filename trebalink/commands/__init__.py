@@ -1,0 +1,1 @@
+"""The ``trebalink`` command modules (argument parsing and printing only)."""
