@@ -4,9 +4,9 @@ summarise them on data."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nsprog.commands.common import add_quiet
-from pathlib import Path
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
