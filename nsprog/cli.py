@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "nsprog.commands.fit",
     "certify": "nsprog.commands.certify",
     "safety": "nsprog.commands.safety",
+    "table": "nsprog.commands.table",
 }
 
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from nsprog.dsl.ast import Node, is_complete
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import CandidateBatch, shape_key
-from nsprog.search.executors import InlineExecutor
+from nsprog.executors import InlineExecutor
 from nsprog.optim import make_adam
 from nsprog.settings import Settings, param
 
