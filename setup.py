@@ -23,7 +23,11 @@ setup(
         "seaborn",
         "tqdm",
     ],
-    extras_require={"dev": ["pytest", "hypothesis"]},
+    extras_require={
+        "dev": ["pytest", "hypothesis"],
+        # nsprog table --backend submitit: table cells as SLURM jobs (or submitit's local executor)
+        "cluster": ["submitit>=1.5"],
+    },
     entry_points={
         "console_scripts": [
             "nsprog=nsprog.cli:main",
