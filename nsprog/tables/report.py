@@ -51,6 +51,12 @@ def _fmt(v: float) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
+def _cell(s: dict, metric: str) -> str:
+    """``median ± std`` (the median alone for a single run)."""
+    med, std = s[metric]
+    return _fmt(med) if s["runs"] < 2 else f"{_fmt(med)} ± {_fmt(std)}"
+
+
 def _section_rows(df, k: int):
     """The rows compared at ``k`` clusters: models clustered into k, plus every ceiling."""
     inside = df[(df["clusters"] == k) & (df["model"] != "supervised_program")]
@@ -90,13 +96,13 @@ def render_table(df, title: str | None = None) -> list[str]:
         for row, _, s in body:
             cells = []
             for m in METRICS:
-                text = f"{_fmt(s[m][0])} ± {_fmt(s[m][1])}"
+                text = _cell(s, m)
                 cells.append(f"**{text}**" if np.isclose(s[m][0], best[m]) else text)
             lines.append(f"| {row} | " + " | ".join(cells) + f" | {s['runs']} | {s['found']} | {s['seconds']:.1f} |")
         if ceilings:
             lines.append("| *ceilings (not compared)* |" + " |" * (len(METRICS) + 3))
             for row, _, s in ceilings:
-                cells = [f"*{_fmt(s[m][0])} ± {_fmt(s[m][1])}*" for m in METRICS]
+                cells = [f"*{_cell(s, m)}*" for m in METRICS]
                 lines.append(f"| *{row}* | " + " | ".join(cells) + f" | {s['runs']} | {s['found']} | {s['seconds']:.1f} |")
         lines.append("")
     return lines
@@ -121,7 +127,7 @@ def write_report(cfg: TableConfig, out: str | Path, seeds: list[int] | None = No
     lines += [
         f"Config hash `{config_hash(cfg)}`; DSL `{cfg.dsl}`; seeds {seeds_used}"
         + (f"; folds {', '.join(folds)} (medians over folds x seeds)" if len(folds) > 1 else "") + ".",
-        "Each cell: median ± standard deviation over runs. **Bold**: the best median of the column among the "
+        "Each cell: median ± standard deviation over runs (the value alone for one run). **Bold**: the best median of the column among the "
         "compared models; the ceilings below each section (the generator's own programs, a program searched on "
         "the label itself) are not compared. Continuous-latent baselines are clustered by K-means (fitted on the "
         "training windows' posterior means) into the section's number of clusters; discrete ones by their codes.",
