@@ -47,7 +47,7 @@ __all__ = [
 BACKENDS = {
     "inline": "each job in this process, one after the other (the default)",
     "process": "a pool of local worker processes (--jobs N)",
-    "submitit": "submitit: SLURM jobs on a cluster, or its local executor (extra: pip install -e \".[cluster]\")",
+    "submitit": "SLURM jobs on a cluster through submitit, or its local executor (extra: pip install -e \".[cluster]\")",
 }
 
 
