@@ -82,6 +82,8 @@ def test_a_killed_run_keeps_its_finished_cells(tmp_path, count_fits):
     with pytest.raises(KeyboardInterrupt):
         run_table(cfg, out, on_cell=stop_after_tvae)
     assert count_fits == ["TVAE"] and (out / "cells" / "all" / "tvae" / "seed0.json").is_file()
+    killed = json.loads((out / "table.json").read_text())["invocations"][0]
+    assert killed["cells_run"] == 3  # random at 2 and 4 clusters, then tvae: on record although killed
     res = run_table(cfg, out)
     assert count_fits == ["TVAE"] and res.skipped == 3 and res.run == 1  # only the oracle was left
 

@@ -204,6 +204,12 @@ def run_table(cfg: TableConfig, out: str | Path, seeds: list[int] | None = None,
             log.info("%s: %d of %d cells already finished (read back, not recomputed)", out, result.skipped, len(status))
         t0 = time.perf_counter()
         jobs = [(c.id, (run_cell, cell_arguments(cfg, c, out, h))) for c in todo]
+        record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": 0.0,
+                  "backend": getattr(executor, "backend", type(executor).__name__),
+                  "workers": int(getattr(executor, "workers", 1)), "cells_run": 0, "cells_read_back": result.skipped,
+                  "cells_failed": 0, "seeds": seeds, "command": command, "commit": commit}
+        info["invocations"].append(record)  # kept up to date, so a killed run is on record with what it finished
+        write_json_atomic(manifest, info)
         n_done = result.skipped
         for cell_id, outcome in run_jobs(executor, jobs):
             n_done += 1
@@ -212,14 +218,13 @@ def run_table(cfg: TableConfig, out: str | Path, seeds: list[int] | None = None,
                 log.error("[%d/%d] %s failed: %s", n_done, len(status), cell_id, outcome)
             else:
                 result.run += 1
+            record.update(seconds=round(time.perf_counter() - t0, 1), cells_run=result.run,
+                          cells_failed=len(result.failed))
+            write_json_atomic(manifest, info)
             if on_cell is not None:
                 on_cell(cell_id, outcome, n_done, len(status))
         result.seconds = time.perf_counter() - t0
-        info["invocations"].append({
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - result.seconds)),
-            "seconds": round(result.seconds, 1), "backend": getattr(executor, "backend", type(executor).__name__),
-            "workers": int(getattr(executor, "workers", 1)), "cells_run": result.run, "cells_read_back": result.skipped,
-            "cells_failed": len(result.failed), "seeds": seeds, "command": command, "commit": commit})
+        record["seconds"] = round(result.seconds, 1)
         write_json_atomic(manifest, info)
         atomic_write(out / "command.txt", lambda p: p.write_text(_command_text(info), encoding="utf-8"))
     except BaseException:
