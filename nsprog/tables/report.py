@@ -1,6 +1,6 @@
 """The report of a table: ``results.csv`` (one row per model, seed, fold and cluster count),
 ``table.md`` (median and std over runs, laid out like the paper's Table 1: one section per
-cluster count, the models in the paper's order, the best median of each column in bold,
+cluster count, the models in the config's order, the best median of each column in bold,
 ceilings set apart below) and ``table.png``."""
 
 from __future__ import annotations
