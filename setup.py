@@ -24,7 +24,11 @@ setup(
         "tqdm",
         "threadpoolctl",
     ],
-    extras_require={"dev": ["pytest", "hypothesis"]},
+    extras_require={
+        "dev": ["pytest", "hypothesis"],
+        # nsprog table --backend submitit: table cells as SLURM jobs (or submitit's local executor)
+        "cluster": ["submitit>=1.5"],
+    },
     entry_points={
         "console_scripts": [
             "nsprog=nsprog.cli:main",

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("nsprog.commands.data", "create, convert and inspect trajectory datasets"),
     "certify": ("nsprog.commands.certify", "certify that program outputs survive feature perturbations"),
     "safety": ("nsprog.commands.safety", "safe learning of programs with neural modules (DSE, DiffAI+)"),
+    "table": ("nsprog.commands.table", "the cluster-metric tables: models x seeds on one dataset, resumable"),
 }
 
 DESCRIPTION = "Neurosymbolic encoders for trajectories: program synthesis, VAE training, evaluation."

@@ -26,13 +26,17 @@ class TrainingError(FloatingPointError):
 
 def run_epochs(tensors: Mapping[str, torch.Tensor], loss_fn: LossFn, optimizer: torch.optim.Optimizer, epochs: int,
                batch_size: int, order: torch.Generator, label: str, progress: bool = True,
-               grad_clip: float | None = None, hint: str = "lower the learning rate or set a gradient clip") -> dict:
+               grad_clip: float | None = None, hint: str = "lower the learning rate or set a gradient clip",
+               on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
     """Train for ``epochs`` epochs over the rows of ``tensors`` (all with the same first size).
 
     Each epoch draws a permutation from ``order`` (a CPU generator: the same seed gives the
     same batches), and ``loss_fn(batch)`` returns ``(loss, terms)`` for a dict of row slices;
     ``terms`` are scalar tensors reported per epoch (their graph is not kept). Returns the
     last epoch's mean loss and terms. Raises :class:`TrainingError` on a non-finite loss.
+    ``on_epoch_end(epoch, means)``, when given, runs after each epoch with that epoch's mean
+    loss and terms (per-epoch records, state refreshed once an epoch such as the K-means
+    baseline's cluster indicator).
     """
     names = list(tensors)
     n = tensors[names[0]].shape[0]
@@ -64,6 +68,8 @@ def run_epochs(tensors: Mapping[str, torch.Tensor], loss_fn: LossFn, optimizer: 
                 n_batches += 1
             last = dict(zip(["loss", *keys], (sums / max(n_batches, 1)).tolist())) if sums is not None else {}
             bar.report(epoch, last)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, last)
     finally:
         bar.close()
     return last

@@ -101,9 +101,34 @@ def _treba_case() -> Case:
     )
 
 
+def _baseline_case(name: str) -> Callable[[], Case]:
+    def build() -> Case:
+        from nsprog.baselines import BASELINES
+
+        cls = BASELINES[name]
+        if name == "random":
+            return Case(
+                make=lambda: cls(n_clusters=3, seed=2),
+                fit=lambda est, d: est.fit(d["train"]),
+                query=lambda est, d: np.column_stack([est.predict(d["test"]), est.transform(d["test"])]),
+                bad_fit=lambda est, d: est.set_params(n_clusters=0).fit(d["train"]),
+            )
+        return Case(
+            make=lambda: cls(settings={"epochs": 1, "lr": 1e-3}, n_clusters=3, seed=2, progress=False),
+            fit=lambda est, d: est.fit(d["train"]),
+            query=lambda est, d: np.column_stack([est.predict(d["test"]), est.transform(d["test"])]),
+            bad_fit=lambda est, d: est.set_params(settings={"epochs": 1, "lr": 1e12}).fit(d["train"]),
+        )
+
+    return build
+
+
 #: every estimator of the project; new estimators (baselines, trebalink's) are added here
 CASES = {"NeurosymbolicEncoder": _encoder_case, "ProgramSearch": _search_case, "FeaturePipeline": _pipeline_case,
-         "TrebaEncoder": _treba_case}
+         "TrebaEncoder": _treba_case,
+         "TVAE": _baseline_case("tvae"), "KMeansTVAE": _baseline_case("tvae_kmeans"),
+         "JointVAE": _baseline_case("jointvae"), "VQTVAE": _baseline_case("vq_tvae"),
+         "BetaTVAE": _baseline_case("beta_tvae"), "RandomAssignment": _baseline_case("random")}
 
 
 def _same_params(a: dict, b: dict) -> bool:

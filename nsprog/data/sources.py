@@ -40,7 +40,9 @@ class DataConfig(Settings):
     or glob) with ``format``/``loader``/``annotations`` and cuts windows as ``windows`` says.
 
     ``test_path`` (optional) replaces the test split with all windows of another file of the
-    same kind (e.g. another game), so a model trained on one recording is scored on another.
+    same kind (e.g. another game), so a model trained on one recording is scored on another;
+    ``test_annotations`` labels that file (``annotations`` labels ``path`` only). With
+    ``test_path``, ``split.test`` may be 0: ``path`` is then split into train and val only.
     """
 
     source: Literal["synthetic", "file", "tracking"] = "synthetic"
@@ -48,6 +50,7 @@ class DataConfig(Settings):
     test_path: str | None = None
     format: str = "auto"
     annotations: str | None = None
+    test_annotations: str | None = None
     loader: dict = field(default_factory=dict)
     windows: WindowOptions | None = None
     n_train: int = param(10_000, ge=1)
@@ -82,7 +85,7 @@ class DataConfig(Settings):
 
 
 def _split(t: Trajectories, cfg: SplitConfig, seed: int) -> dict[str, Trajectories]:
-    fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
+    fractions = {k: v for k, v in (("train", cfg.train), ("val", cfg.val), ("test", cfg.test)) if v > 0}
     if cfg.method == "time":
         return split_by_time(t, fractions)
     if cfg.method == "group":
@@ -90,10 +93,22 @@ def _split(t: Trajectories, cfg: SplitConfig, seed: int) -> dict[str, Trajectori
     return split_random(t, fractions, seed)
 
 
-def _tracking(cfg: DataConfig, path: str) -> Trajectories:
+def _tracking(cfg: DataConfig, path: str, annotations: str | None) -> Trajectories:
     if cfg.windows is None:
         raise ValueError("data.windows is required when data.source is 'tracking' (e.g. windows: {window: 21})")
-    return load_windows(path, cfg.windows, format=cfg.format, annotations=cfg.annotations, **cfg.loader)
+    return load_windows(path, cfg.windows, format=cfg.format, annotations=annotations, **cfg.loader)
+
+
+def _check_split_fractions(cfg: DataConfig) -> None:
+    s = cfg.split
+    if s.val == 0:
+        raise ValueError("data.split.val is 0: every run needs validation windows; give split.val > 0")
+    if s.test == 0 and not cfg.test_path:
+        raise ValueError("data.split.test is 0 but data.test_path is not set: give split.test > 0, or a test_path "
+                         "whose windows are the test split")
+    if cfg.test_annotations and not cfg.test_path:
+        raise ValueError("data.test_annotations is set but data.test_path is not: test_annotations labels the "
+                         "test_path file")
 
 
 def load_splits(cfg: DataConfig, seed: int = 0) -> dict[str, Trajectories]:
@@ -105,7 +120,8 @@ def load_splits(cfg: DataConfig, seed: int = 0) -> dict[str, Trajectories]:
         what = "an nsprog HDF5 file" if cfg.source == "file" else "a tracking file, folder or glob"
         raise ValueError(f"data.path is required when data.source is {cfg.source!r} ({what}); set it with --set data.path=...")
     elif cfg.source == "tracking":
-        splits = _split(_tracking(cfg, cfg.path), cfg.split, data_seed)
+        _check_split_fractions(cfg)
+        splits = _split(_tracking(cfg, cfg.path, cfg.annotations), cfg.split, data_seed)
     else:
         loaded = load_dataset(cfg.path)
         if {"train", "val", "test"} <= set(loaded):
@@ -113,11 +129,12 @@ def load_splits(cfg: DataConfig, seed: int = 0) -> dict[str, Trajectories]:
         elif {"train", "val"} <= set(loaded) and cfg.test_path:
             splits = {"train": loaded["train"], "val": loaded["val"]}
         else:
+            _check_split_fractions(cfg)
             whole = Trajectories.concatenate(list(loaded.values())) if len(loaded) > 1 else next(iter(loaded.values()))
             splits = _split(whole, cfg.split, data_seed)
     if cfg.test_path:
         if cfg.source == "tracking":
-            splits["test"] = _tracking(cfg, cfg.test_path)
+            splits["test"] = _tracking(cfg, cfg.test_path, cfg.test_annotations)
         else:
             other = load_dataset(cfg.test_path)
             splits["test"] = other.get("test") or Trajectories.concatenate(list(other.values()))

@@ -20,7 +20,7 @@ import torch
 from nsprog.dsl.ast import Hole, Node, clear_params, holes, iter_nodes, replace_at
 from nsprog.dsl.serialize import program_to_json
 from nsprog.encoder.state import AlgorithmState, FitContext, balance
-from nsprog.search.executors import make_executor
+from nsprog.executors import make_executor
 from nsprog.search.graph import ProgramGraph, SearchNode
 from nsprog.search.strategies import Scored, greedy_step
 from nsprog.search.synthesis import run_strategy

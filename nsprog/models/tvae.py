@@ -128,9 +128,14 @@ class TrajectoryEncoder(nn.Module):
     def z_dim(self) -> int:
         return self.mu.out_features
 
-    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden(self, states: torch.Tensor) -> torch.Tensor:
+        """``[B, h_dim]``: the summary of each window the latent heads read (models with
+        further heads, such as JointVAE's categorical logits, read it too)."""
         _, _, sa = trajectory_inputs(states)
-        h = self.body(self.rnn(sa, aligned=False).mean(1))
+        return self.body(self.rnn(sa, aligned=False).mean(1))
+
+    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.hidden(states)
         return self.mu(h), self.logvar(h).clamp(-self.logvar_clamp, self.logvar_clamp)
 
     def drop_last_latent(self) -> None:

@@ -1,6 +1,6 @@
 """NEAR-style program search: program graph, candidate training, strategies, estimator."""
 
-from nsprog.search.executors import InlineExecutor, make_executor
+from nsprog.executors import InlineExecutor, make_executor
 from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
 from nsprog.search.strategies import STRATEGIES, astar, greedy, greedy_step, ids_bb, mc
 from nsprog.search.synthesis import ProgramSearch, SearchSettings, evaluate_program, run_strategy

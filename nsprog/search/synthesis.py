@@ -15,7 +15,7 @@ from nsprog.gru_kernel import native_kernels
 from nsprog.dsl.definition import load_dsl
 from nsprog.dsl.semantics import evaluate_program
 from nsprog.dsl.types import ATOM, LIST, Sig, Type
-from nsprog.search.executors import make_executor
+from nsprog.executors import make_executor
 from nsprog.search.graph import NoProgramError, ProgramGraph, SearchNode
 from nsprog.search.strategies import Scored, astar, greedy, ids_bb, mc
 from nsprog.search.training import CandidateEvaluator, Supervision, TrainSettings

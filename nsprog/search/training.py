@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from nsprog.dsl.ast import Node, is_complete
 from nsprog.dsl.definition import DSL
 from nsprog.dsl.semantics import CandidateBatch, shape_key
-from nsprog.search.executors import InlineExecutor
+from nsprog.executors import InlineExecutor
 from nsprog.optim import make_adam
 from nsprog.progress import Progress
 from nsprog.settings import Settings, param
