@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("trebalink.commands.label", "label windows with a task set or the programs of an nsprog run"),
     "train": ("trebalink.commands.train", "train a TREBA embedding model with a task set (CPU, GPU or torchrun)"),
     "embed": ("trebalink.commands.embed", "embed every window or frame with a trained model"),
+    "classify": ("trebalink.commands.classify", "behaviour classifiers with few labels on each condition's features "
+                 "(data efficiency, paper Figure 5)"),
 }
 
 DESCRIPTION = ("Programs as supervision tasks: task sets, TREBA-style trajectory embeddings trained with them, "
