@@ -123,12 +123,43 @@ def _baseline_case(name: str) -> Callable[[], Case]:
     return build
 
 
+def _behaviour_case(kind: str) -> Callable[[], Case]:
+    """The per-behaviour classifiers of ``trebalink classify``: final states -> one-vs-rest classes."""
+
+    def build() -> Case:
+        from trebalink.efficiency.classifiers import BehaviourMLP, LinearProbe
+
+        def xy(t):
+            x = np.asarray(t.states, np.float32)[:, -1]
+            y = np.stack([np.asarray(t.labels) == k for k in range(4)], axis=1).astype(np.int8)
+            return x, y
+
+        if kind == "mlp":
+            make = lambda: BehaviourMLP(hidden=(8,), max_epochs=3, patience=2, batch_size=32, seed=1)  # noqa: E731
+        else:
+            make = lambda: LinearProbe(C=0.5, seed=1)  # noqa: E731
+
+        def fit(est, d):
+            x, y = xy(d["train"])
+            xv, yv = xy(d["val"])
+            return est.fit(x, y, xv, yv)
+
+        def bad_fit(est, d):
+            x, y = xy(d["train"])
+            return est.fit(x, np.zeros_like(y))  # no positive of any behaviour
+
+        return Case(make=make, fit=fit, query=lambda est, d: est.predict_proba(xy(d["test"])[0]), bad_fit=bad_fit)
+
+    return build
+
+
 #: every estimator of the project; new estimators (baselines, trebalink's) are added here
 CASES = {"NeurosymbolicEncoder": _encoder_case, "ProgramSearch": _search_case, "FeaturePipeline": _pipeline_case,
          "TrebaEncoder": _treba_case,
          "TVAE": _baseline_case("tvae"), "KMeansTVAE": _baseline_case("tvae_kmeans"),
          "JointVAE": _baseline_case("jointvae"), "VQTVAE": _baseline_case("vq_tvae"),
-         "BetaTVAE": _baseline_case("beta_tvae"), "RandomAssignment": _baseline_case("random")}
+         "BetaTVAE": _baseline_case("beta_tvae"), "RandomAssignment": _baseline_case("random"),
+         "BehaviourMLP": _behaviour_case("mlp"), "LinearProbe": _behaviour_case("logreg")}
 
 
 def _same_params(a: dict, b: dict) -> bool:

@@ -177,9 +177,9 @@ def check_inputs(cfg: ClassifyConfig) -> dict[str, FoldData]:
             raise ValueError(f"data: {_where(cfg, fold)} gives no {', '.join(missing)} split; set data.split (train, "
                              "val, test) or data.test_path")
         where = _where(cfg, fold)
-        behaviours, classes, names = behaviour_table(cfg, splits, where)
-        fd = FoldData(fold, splits, behaviours, classes, names)
-        ys = {s: label_matrix(splits[s].label_column(cfg.labels), behaviours, classes) for s in ("train", "test")}
+        behaviours, classes = behaviour_table(cfg, splits, where)
+        fd = FoldData(fold, splits, behaviours, classes)
+        ys = {s: label_matrix(cfg, splits[s], behaviours, classes) for s in ("train", "test")}
         notes = evaluable_behaviours(ys["train"], ys["test"], behaviours)
         fd.evaluable = [b for b, why in notes.items() if not why]
         fd.notes = {b: why for b, why in notes.items() if why}

@@ -39,7 +39,8 @@ def collect_results(cfg: ClassifyConfig, out: str | Path, folds: dict[str, FoldD
         cond = cfg.condition(cell.condition)
         row = {"fold": cell.fold, "condition": cell.condition, "label": cond.display, "kind": cond.kind,
                "with_input": cond.uses_input, "classifier": cell.classifier, "fraction": cell.fraction,
-               "sampling": cell.sampling, "seed": cell.seed, "repeat": rec["repeat"], "n_train": rec["n_train"],
+               "sampling": cell.sampling, "seed": cell.seed,
+               "repeat": cell.sampling * len(cfg.seeds) + cfg.seeds.index(cell.seed),  # position in this config "n_train": rec["n_train"],
                "n_val": rec["n_val"], "n_test": rec["n_test"], "map": rec["map"], "macro_f1": rec["macro_f1"],
                "error_rate": rec["error_rate"], "status": rec["status"], "one_class": ";".join(rec["one_class"])}
         for b, entry in rec["behaviours"].items():
@@ -131,10 +132,15 @@ def _winners(df, cfg: ClassifyConfig, classifier: str, fractions: list[float]) -
             lines.append(f"- {f:g}%: only {top[2]} scored (MAP {top[0]:.3f})")
             continue
         second = means[1]
-        clear = top[0] - second[0] > max(top[1], second[1])
+        gap = top[0] - second[0]
+        if gap < 0.0005:
+            verdict = "tied at the table's precision"
+        elif gap > max(top[1], second[1]):
+            verdict = f"the gap ({gap:.3f}) is larger than either std"
+        else:
+            verdict = f"the gap ({gap:.3f}) is within one std: no clear winner"
         lines.append(f"- {f:g}%: **{top[2]}** (MAP {top[0]:.3f} ± {top[1]:.3f}) ahead of {second[2]} "
-                     f"({second[0]:.3f} ± {second[1]:.3f}); "
-                     + ("the gap is larger than either std" if clear else "within one std: no clear winner"))
+                     f"({second[0]:.3f} ± {second[1]:.3f}); {verdict}")
     return lines
 
 
@@ -173,6 +179,10 @@ def write_cluster_metrics(cfg: ClassifyConfig, out: str | Path, folds: dict[str,
     """``cluster.csv``: k-means (fitted on the training items, k = the label column's classes)
     of each condition's embedding (the input for the input condition), scored against the
     test items' labels by purity, NMI, RI and ARI."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     from nsprog.baselines import kmeans_on_means
     from nsprog.evaluation.metrics import cluster_metrics
 
@@ -181,15 +191,17 @@ def write_cluster_metrics(cfg: ClassifyConfig, out: str | Path, folds: dict[str,
         root = Path(out) / "features" / fold
         labels = load_arrays(root / "labels.npz")
         inp = load_arrays(root / "input.npz")
-        ytr, yte = labels["train_label"], labels["test_label"]
-        k = int(len(np.unique(np.concatenate([ytr[ytr >= 0], yte[yte >= 0]]))))
+        yte = labels["test_label"]  # class ids are only comparable within a split (each file has its vocabulary)
+        k = int(len(np.unique(yte[yte >= 0])))
         for c in cfg.conditions:
             if (fold, c.name) in broken or k < 2:
                 continue
             z = inp if c.kind == "input" else load_arrays(root / f"{c.name}.npz")
             if z["train"].shape[1] == 0:
                 continue
-            ids = kmeans_on_means(z["train"], z["test"], k, cfg.seed)
+            with warnings.catch_warnings():  # fewer distinct points than k (program bits): n_clusters shows it
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                ids = kmeans_on_means(z["train"], z["test"], k, cfg.seed)
             ok = yte >= 0
             m = cluster_metrics(yte[ok], ids[ok])
             rows.append({"fold": fold, "condition": c.name, "label": c.display, "k": k, "dims": z["train"].shape[1],
@@ -216,11 +228,13 @@ def _cluster_lines(out: Path) -> list[str]:
         return []
     lines = ["## Cluster metrics of the embeddings", "",
              "K-means on each condition's embedding alone (the input for the input condition; the program bits "
-             "for a programs condition), fitted on the training items with k = the number of label classes, "
+             "for a programs condition), fitted on the training items with k = the number of label classes of the "
+             "test items, "
              "scored against the test items' labels (the yardstick of the programs in `nsprog table`).", "",
-             "| fold | condition | dims | k | purity | NMI | RI | ARI |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| fold | condition | dims | k (found) | purity | NMI | RI | ARI |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['fold']} | {r['label']} | {r['dims']} | {r['k']} | {float(r['purity']):.3f} | "
+        found = f" ({r['n_clusters']})" if r["n_clusters"] != r["k"] else ""
+        lines.append(f"| {r['fold']} | {r['label']} | {r['dims']} | {r['k']}{found} | {float(r['purity']):.3f} | "
                      f"{float(r['nmi']):.3f} | {float(r['ri']):.3f} | {float(r['ari']):.3f} |")
     return lines + [""]
 

@@ -214,60 +214,77 @@ class FoldData:
     name: str
     splits: dict[str, Trajectories]
     behaviours: list[str]
-    classes: dict[str, list[int]]  # behaviour -> class ids of the label column
-    label_names: list[str] | None = None
+    classes: dict[str, list]  # behaviour -> class names (or ids) of the label column
     evaluable: list[str] = field(default_factory=list)  # positives and negatives in train, positives in test
     notes: dict[str, str] = field(default_factory=dict)  # behaviour -> why it is not evaluable
 
 
-def behaviour_table(cfg: ClassifyConfig, splits: dict[str, Trajectories], where: str) -> tuple[list[str], dict, list]:
-    """``(behaviours, classes, label_names)`` of the label column: the config's behaviours
-    (classes given by name or id) or one per class except a background class named ``none``.
-    Errors name the field, the file and the valid choices."""
-    cols = {}
+def _split_names(cfg: ClassifyConfig, traj: Trajectories) -> list[str] | None:
+    """The class names of the label column in one split (each file has its own vocabulary:
+    an annotation table names only the behaviours it contains)."""
+    if cfg.labels not in ("label", "labels") or not traj.label_names:
+        return None
+    return list(traj.label_names)
+
+
+def behaviour_table(cfg: ClassifyConfig, splits: dict[str, Trajectories], where: str) -> tuple[list[str], dict]:
+    """``(behaviours, classes)``: each behaviour's classes of the label column, by name (matched
+    in every split's own vocabulary) or id: the config's behaviours, or one per class except a
+    background class named ``none``. Errors name the field, the file and the valid choices."""
+    names, present = {}, set()
     for s in SPLITS:
         t = splits[s]
         try:
-            cols[s] = np.asarray(t.label_column(cfg.labels))
+            col = np.asarray(t.label_column(cfg.labels))
         except KeyError as exc:
             raise ValueError(f"labels: {where}, {s} split: {exc.args[0]}") from None
-    names = splits["train"].label_names if cfg.labels in ("label", "labels") else None
-    names = list(names) if names else None
-    present = sorted({int(v) for s in SPLITS for v in np.unique(cols[s]) if v >= 0})
+        names[s] = _split_names(cfg, t)
+        for v in np.unique(col[col >= 0]):
+            present.add(names[s][int(v)] if names[s] is not None and int(v) < len(names[s]) else int(v))
+    known = sorted(present, key=str)
     if cfg.behaviours:
         classes = {}
         for b, wanted in cfg.behaviours.items():
-            ids = []
+            out = []
             for w in wanted:
-                if isinstance(w, str) and not w.lstrip("-").isdigit():
-                    if names is None or w not in names:
-                        have = ", ".join(names) if names else f"class ids {present}"
-                        raise ValueError(f"behaviours.{b}: class {w!r} is not in the label column {cfg.labels!r} of "
-                                         f"{where} (its classes: {have})")
-                    ids.append(names.index(w))
-                else:
-                    ids.append(int(w))
-            classes[b] = sorted(set(ids))
-        return list(cfg.behaviours), classes, names
+                key = int(w) if isinstance(w, int) or (isinstance(w, str) and w.lstrip("-").isdigit()) else str(w)
+                if key not in present:
+                    have = ", ".join(str(k) for k in known)
+                    raise ValueError(f"behaviours.{b}: class {w!r} does not occur in the label column {cfg.labels!r} "
+                                     f"of {where} (its classes: {have})")
+                out.append(key)
+            classes[b] = out
+        return list(cfg.behaviours), classes
     behaviours, classes = [], {}
-    for c in present:
-        name = names[c] if names is not None and c < len(names) else f"class{c}"
-        if name == "none":
+    for c in known:
+        if c == "none":
             continue
-        key = "".join(ch if ch.isalnum() or ch in "_.+-" else "_" for ch in str(name)) or f"class{c}"
+        key = "".join(ch if ch.isalnum() or ch in "_.+-" else "_" for ch in str(c)) or "class"
+        key = key if not isinstance(c, int) else f"class{c}"
         behaviours.append(key)
         classes[key] = [c]
     if not behaviours:
         raise ValueError(f"labels: the label column {cfg.labels!r} of {where} has no class but the background; give "
                          "behaviours: explicitly")
-    return behaviours, classes, names
+    return behaviours, classes
 
 
-def label_matrix(column: np.ndarray, behaviours: list[str], classes: dict) -> np.ndarray:
+def label_matrix(cfg: ClassifyConfig, traj: Trajectories, behaviours: list[str], classes: dict) -> np.ndarray:
     """``[N, B]`` int8: 1 where the item's class is one of the behaviour's, 0 elsewhere, -1 for
-    unlabelled items (class < 0)."""
-    column = np.asarray(column)
-    y = np.stack([np.isin(column, classes[b]) for b in behaviours], axis=1).astype(np.int8)
+    unlabelled items (class < 0). Class names are looked up in this split's vocabulary."""
+    column = np.asarray(traj.label_column(cfg.labels))
+    names = _split_names(cfg, traj)
+    cols = []
+    for b in behaviours:
+        ids = []
+        for c in classes[b]:
+            if isinstance(c, str):
+                if names is not None and c in names:
+                    ids.append(names.index(c))
+            else:
+                ids.append(int(c))
+        cols.append(np.isin(column, ids))
+    y = np.stack(cols, axis=1).astype(np.int8)
     y[column < 0] = -1
     return y
 
@@ -374,9 +391,8 @@ def build_features(cfg: ClassifyConfig, out: str | Path, fold: FoldData, conditi
     if not (root / "labels.npz").is_file():
         arrays = {}
         for s in SPLITS:
-            col = np.asarray(fold.splits[s].label_column(cfg.labels))
-            arrays[f"{s}_y"] = label_matrix(col, fold.behaviours, fold.classes)
-            arrays[f"{s}_label"] = col
+            arrays[f"{s}_y"] = label_matrix(cfg, fold.splits[s], fold.behaviours, fold.classes)
+            arrays[f"{s}_label"] = np.asarray(fold.splits[s].label_column(cfg.labels))
         arrays["behaviours"] = np.asarray(fold.behaviours)
         save_arrays(root / "labels.npz", arrays)
     if not (root / "input.npz").is_file():
