@@ -14,7 +14,7 @@ import seaborn as sns
 from nsprog.figures import new_figure, save_figure
 from trebalink.efficiency.config import CLASSIFIERS, ClassifyConfig
 
-__all__ = ["plot_efficiency", "condition_colours", "CANONICAL_COLOURS"]
+__all__ = ["plot_efficiency", "condition_colours", "condition_marker", "CANONICAL_COLOURS", "CANONICAL_MARKERS"]
 
 PALETTE = sns.color_palette("colorblind")
 #: the standard condition names and their palette index (input grey, expert blue, learned warm colours)
@@ -38,6 +38,18 @@ def condition_colours(names: list[str]) -> dict[str, tuple]:
     return out
 
 
+#: the standard condition names' markers (learned programs: triangles; the expert: a square)
+CANONICAL_MARKERS = {"input": "X", "treba_none": "o", "treba_random": "D", "treba_expert": "s",
+                     "treba_learned1": "^", "treba_learned2": "v", "treba_learned3": "<", "programs": "P"}
+_SPARE_MARKERS = ("*", "h", "p", ">", "d")
+
+
+def condition_marker(name: str, index: int) -> str:
+    """The marker of a condition: fixed for the standard names, a spare one otherwise."""
+    key = name if name in CANONICAL_MARKERS else ("programs" if name.startswith("programs") else None)
+    return CANONICAL_MARKERS[key] if key is not None else _SPARE_MARKERS[index % len(_SPARE_MARKERS)]
+
+
 def plot_efficiency(df, cfg: ClassifyConfig, path: str | Path) -> Path:
     """Mean line and std band per condition against the label fraction (log axis)."""
     metric = cfg.figure_metric
@@ -58,13 +70,15 @@ def plot_efficiency(df, cfg: ClassifyConfig, path: str | Path) -> Path:
     labels = {c.name: c.display for c in cfg.conditions}
     palette = {labels[n]: col for n, col in colours.items()}
     order = [c.display for c in cfg.conditions]
+    markers = {c.display: condition_marker(c.name, i) for i, c in enumerate(cfg.conditions)}  # told apart without colour
     for i, (fold, clf) in enumerate(panels):
         ax = axes[i // ncols, i % ncols]
         sub = data[(data["classifier"] == clf) & ((data["fold"] == fold) if fold is not None else True)]
         if len(sub):
-            sns.lineplot(data=sub, x="fraction", y="value", hue="label", hue_order=[o for o in order if o in
-                         set(sub["label"])], palette=palette, estimator="mean", errorbar="sd", marker="o",
-                         markersize=4, linewidth=1.4, ax=ax, legend=(i == 0))
+            shown = [o for o in order if o in set(sub["label"])]
+            sns.lineplot(data=sub, x="fraction", y="value", hue="label", hue_order=shown, palette=palette,
+                         style="label", style_order=shown, markers={o: markers[o] for o in shown}, dashes=False,
+                         estimator="mean", errorbar="sd", markersize=5, linewidth=1.4, ax=ax, legend=(i == 0))
         ax.set_xscale("log")
         if metric == "error" and len(sub) and (sub["value"] > 0).all():
             ax.set_yscale("log")
