@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 from nsprog.figures import new_figure, save_figure
 from trebalink.efficiency.config import CLASSIFIERS, ClassifyConfig
@@ -82,6 +83,10 @@ def plot_efficiency(df, cfg: ClassifyConfig, path: str | Path) -> Path:
         ax.set_xscale("log")
         if metric == "error" and len(sub) and (sub["value"] > 0).all():
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.02, not 2 x 10^-2
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[-1] in "125" else ""))
+            ax.tick_params(axis="y", which="minor", labelsize=7)
         fr = sorted(set(df["fraction"]))
         ax.set_xticks(fr)
         ax.set_xticklabels([f"{f:g}" for f in fr], fontsize=8)
