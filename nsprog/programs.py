@@ -43,7 +43,7 @@ class ProgramSet:
                 f"ProgramSet takes nsprog Trajectories windows (nsprog.data.Trajectories, e.g. from load_split or "
                 f"load_windows); got {type(traj).__name__}. For a precomputed standardised feature tensor "
                 "[N, T, F] use decision_function_features")
-        self.pipeline.check(traj)
+        self.dsl.check_windows(traj)
         return self.pipeline.transform(traj)
 
     def decision_function(self, traj: Trajectories) -> dict[str, np.ndarray]:

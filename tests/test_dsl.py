@@ -208,3 +208,12 @@ def test_programs_with_ite_get_a_plain_language_rule_in_raw_units():
     # the condition w (x - 10) / 2 + b > 0 reads as (w/2) x + (b - 5 w) in raw units
     assert f"{w / 2:.3f} * {program.fn.children[0].features[0]}" in text
     assert f"{b - 5 * w:.3f}".lstrip("-") in text
+
+
+def test_windows_that_do_not_fit_the_dsl_name_the_dsls_that_do():
+    from nsprog.data import synthetic_dataset
+
+    windows = synthetic_dataset(n_train=20, n_val=5, n_test=5, seed=0)["train"]
+    load_dsl("synthetic").check_windows(windows)  # fits: no error
+    with pytest.raises(ValueError, match=r"do not fit feature domain 'team'.*shipped DSLs that fit these windows: .*synthetic"):
+        load_dsl("team").check_windows(windows)

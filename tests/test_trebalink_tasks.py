@@ -12,6 +12,7 @@ import torch
 
 from nsprog.data import Trajectories, synthetic_dataset
 from trebalink.analysis import analyze
+from trebalink.labelling import bind_tasks, fit_tasks
 from trebalink.programs import task_set
 from trebalink.programs.mouse import expert_tasks
 from trebalink.programs.random_tasks import random_tasks
@@ -50,7 +51,7 @@ def two_mice():
 
 def test_the_ten_mouse_tasks_match_values_computed_by_hand(two_mice):
     ts = expert_tasks()
-    values, labels = ts.bind(two_mice).label_windows(two_mice)
+    values, labels = bind_tasks(ts, two_mice).label_windows(two_mice)
     v = dict(zip(ts.names, values[0].tolist()))
     c = 10
     res = two_mice.states[0, c].reshape(2, 7, 2)[0].astype(np.float64)
@@ -87,7 +88,7 @@ def test_a_reflection_flips_the_head_body_angle_and_the_augmenter_relabels(two_m
 
     ts = TaskSet((Task("hb", "head_body_angle", {"individual": "resident"}, "categorical", (-0.2, 0.2)),
                   Task("dist", "nose_nose_distance", {}, "categorical", (60.0, 200.0))), domain="mouse")
-    bound = ts.bind(two_mice)
+    bound = bind_tasks(ts, two_mice)
     aug = Augmenter.fit(AugmentSettings(p_noise=0.0), two_mice)
     x = torch.from_numpy(two_mice.states)
     params = {"angle": torch.tensor([0.7], dtype=torch.float64), "reflect": torch.tensor([True]),
@@ -122,13 +123,13 @@ def test_fit_resolves_quantiles_records_them_and_drops_constant_tasks(caplog):
     ts = TaskSet((Task("speed", "feature", {"feature": "avg_speed", "reduce": "first"}, quantiles=3),
                   Task("same", "feature", {"feature": "final_x", "reduce": "last"}, "binary", (1e6,))),
                  domain="synthetic")
-    fitted = ts.fit(d["train"])
+    fitted = fit_tasks(ts, d["train"])
     assert fitted.tasks.names == ["speed"] and fitted.dropped == ["same"]
     assert "useless as supervision" in caplog.text
     thr = fitted.tasks.tasks[0].thresholds
     assert thr == pytest.approx(quantile_thresholds(fitted.values[:, 0], 3))
     assert np.bincount(fitted.labels[:, 0]).tolist() == pytest.approx([133, 134, 133], abs=2)
-    kept = ts.fit(d["train"], force=True)
+    kept = fit_tasks(ts, d["train"], force=True)
     assert kept.tasks.names == ["speed", "same"]
 
 
@@ -137,8 +138,8 @@ def test_yaml_round_trip_and_errors_name_file_task_and_field(tmp_path, two_mice)
     path = ts.save(tmp_path / "mouse.yaml")
     back = TaskSet.load(path)
     assert back.to_dict()["tasks"] == ts.to_dict()["tasks"] and back.domain == "mouse"
-    np.testing.assert_array_equal(back.bind(two_mice).label_windows(two_mice)[1],
-                                  ts.bind(two_mice).label_windows(two_mice)[1])
+    np.testing.assert_array_equal(bind_tasks(back, two_mice).label_windows(two_mice)[1],
+                                  bind_tasks(ts, two_mice).label_windows(two_mice)[1])
     text = path.read_text().replace("- 10.0\n  - 20.0", "- 20.0\n  - 10.0", 1)
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(TaskError, match=r"bad\.yaml: task 'speed_resident' \(tasks\[0\]\.thresholds\): must be strictly"):
@@ -148,13 +149,13 @@ def test_yaml_round_trip_and_errors_name_file_task_and_field(tmp_path, two_mice)
     custom = TaskSet(custom.tasks, domain="mouse", domain_params={"keypoints": {**{k: k for k in KP}, "nose": "snout"}},
                      source=str(path))
     with pytest.raises(TaskError, match=r"mouse\.yaml: task 'nose_movement_resident' \(tasks\[4\]\.fn\).*'nose'.*snout"):
-        custom.bind(two_mice)
+        bind_tasks(custom, two_mice)
     unknown = TaskSet((Task("x", "spede", {}, thresholds=(1.0,)),), domain="mouse", source="t.yaml")
     with pytest.raises(TaskError, match=r"t\.yaml: task 'x' \(tasks\[0\]\.args\): unknown task function 'spede'"):
-        unknown.bind(two_mice)
+        bind_tasks(unknown, two_mice)
     extra = TaskSet((Task("x", "speed", {"who": "resident"}, thresholds=(1.0,)),), domain="mouse")
     with pytest.raises(TaskError, match=r"has no argument\(s\) \['who'\]"):
-        extra.bind(two_mice)
+        bind_tasks(extra, two_mice)
     with pytest.raises(TaskError, match="unknown field"):
         TaskSet.from_dict({"format": "trebalink-tasks", "tasks": [], "extra": 1}, source="f.yaml")
 
@@ -178,9 +179,9 @@ def test_learned_programs_export_to_tasks_that_match_the_programs(tmp_path, caps
     assert ts.tasks[0].provenance["run"] == str((tmp_path / "run").resolve())
     assert "FinalX" in ts.tasks[0].provenance["program"]
     back = TaskSet.load(ts.save(tmp_path / "learned.yaml"))
-    labels = back.bind(d["test"]).label_windows(d["test"])[1][:, 0]
+    labels = bind_tasks(back, d["test"]).label_windows(d["test"])[1][:, 0]
     np.testing.assert_array_equal(labels, pset.predict(d["test"])["program_1"])
-    three = export_tasks(tmp_path / "run", classes=3).fit(d["train"]).tasks
+    three = fit_tasks(export_tasks(tmp_path / "run", classes=3), d["train"]).tasks
     assert len(three.tasks[0].thresholds) == 2 and three.tasks[0].kind == "categorical"
     # trebalink label says nothing about certification unless it was asked for
     from nsprog.data import save_dataset
@@ -194,15 +195,15 @@ def test_learned_programs_export_to_tasks_that_match_the_programs(tmp_path, caps
 
 def test_random_tasks_are_seeded_and_fitted_on_the_training_split():
     d = synthetic_dataset(300, 50, 50, seed=4)
-    a = random_tasks(3, 3, seed=1).fit(d["train"]).tasks
-    b = task_set("random:3:3", seed=1).fit(d["train"]).tasks
-    c = random_tasks(3, 3, seed=2).fit(d["train"]).tasks
-    la, lb, lc = (t.bind(d["test"]).label_windows(d["test"])[1] for t in (a, b, c))
+    a = fit_tasks(random_tasks(3, 3, seed=1), d["train"]).tasks
+    b = fit_tasks(task_set("random:3:3", seed=1), d["train"]).tasks
+    c = fit_tasks(random_tasks(3, 3, seed=2), d["train"]).tasks
+    la, lb, lc = (bind_tasks(t, d["test"]).label_windows(d["test"])[1] for t in (a, b, c))
     np.testing.assert_array_equal(la, lb)
     assert (la != lc).any()
     assert a.tasks[0].args["frames"] == 25 and len(a.tasks[0].args["mean"]) == 2
     with pytest.raises(TaskError, match="fitted on windows of 25 frames x 2 dims"):
-        a.bind(Trajectories(states=np.zeros((2, 10, 2), np.float32)))
+        bind_tasks(a, Trajectories(states=np.zeros((2, 10, 2), np.float32)))
 
 
 def test_analysis_by_hand():

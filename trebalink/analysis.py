@@ -22,6 +22,7 @@ import numpy as np
 
 from nsprog.data.trajectories import Trajectories
 from nsprog.evaluation.metrics import nmi as _nmi, purity as _purity
+from trebalink.labelling import bind_tasks
 from trebalink.tasks import ABSTAIN, Task, TaskSet
 
 __all__ = ["TaskAnalysis", "analyze", "analyze_windows", "gold_columns"]
@@ -168,5 +169,5 @@ def analyze(tasks: TaskSet | Sequence[Task], values: np.ndarray, labels: np.ndar
 
 def analyze_windows(tasks: TaskSet, traj: Trajectories, batch_size: int = 65536) -> TaskAnalysis:
     """Bind ``tasks`` to ``traj``, label every window and summarise, with its label columns as gold."""
-    values, labels = tasks.bind(traj).label_windows(traj, batch_size)
+    values, labels = bind_tasks(tasks, traj).label_windows(traj, batch_size)
     return analyze(tasks, values, labels, gold_columns(traj))

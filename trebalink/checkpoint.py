@@ -22,6 +22,7 @@ from nsprog.config import ConfigError, from_dict, to_dict
 from nsprog.data.trajectories import Trajectories
 from nsprog.seeds import SeedStreams
 from trebalink.augment import Augmenter
+from trebalink.labelling import bind_tasks
 from trebalink.model import ModelSettings, TrebaNet
 from trebalink.tasks import TaskError, TaskSet
 from trebalink.train import BEST, Normalise
@@ -98,7 +99,7 @@ class TrainedTreba:
                              f"windows of {self.n_frames}")
         self.check_layout(traj.metadata.get("layout") or {}, traj.feature_names, where)
         try:
-            self.tasks.bind(traj)
+            bind_tasks(self.tasks, traj)
         except TaskError as exc:
             raise ValueError(f"{where}: the model's task set does not fit these windows: {exc}") from None
 

@@ -31,6 +31,7 @@ from nsprog.data.missing import interpolate_gaps
 from nsprog.data.trajectories import Trajectories
 from nsprog.utils import atomic_write, resolve_device
 from trebalink.checkpoint import TrainedTreba, read_model
+from trebalink.labelling import bind_tasks
 
 __all__ = ["centred_index", "embed_windows", "embed_frames", "embed_to_file", "EmbedReport", "FORMAT"]
 
@@ -52,7 +53,7 @@ def embed_windows(model: TrainedTreba, traj: Trajectories, device: str | torch.d
                   batch_size: int = 1024, where: str = "data") -> np.ndarray:
     """``[N, z]`` embeddings of the windows of ``traj`` (checked against the model first)."""
     model.check(traj, where)
-    bound = model.tasks.bind(traj) if model.net.cfg.condition_on_tasks else None
+    bound = bind_tasks(model.tasks, traj) if model.net.cfg.condition_on_tasks else None
     return model.embed_states(torch.from_numpy(traj.states), torch.device(device), batch_size, bound)
 
 
@@ -174,7 +175,7 @@ def embed_to_file(run_dir: str | Path, data: str | Path, out: str | Path, batch_
                                     feature_names=names, metadata={"layout": rec.select(
                                         model.layout.get("individuals"), model.layout.get("keypoints")).layout()})
             model.check(template, where)
-            bound = model.tasks.bind(template) if model.net.cfg.condition_on_tasks else None
+            bound = bind_tasks(model.tasks, template) if model.net.cfg.condition_on_tasks else None
             z = embed_frames(model, frames, dev, batch_size, bound)
             idx = centred_index(len(frames), model.n_frames).numpy()
             results[rec.name] = {"embeddings": z, "complete": complete[idx].all(1), "labels": rec.labels,

@@ -16,6 +16,7 @@ from nsprog.utils import limit_threads, resolve_device
 from trebalink.augment import AugmentSettings
 from trebalink.checkpoint import TrainedTreba, read_model
 from trebalink.fitting import fit_treba, prepare
+from trebalink.labelling import bind_tasks
 from trebalink.model import ModelSettings
 from trebalink.tasks import TaskSet
 from trebalink.train import TrainSettings
@@ -113,14 +114,14 @@ class TrebaEncoder(Estimator):
             raise TypeError(f"X must be nsprog Trajectories windows; got {type(X).__name__}")
         self.model_.check(X, "X")
         device = next(self.model_.net.parameters()).device
-        bound = self.model_.tasks.bind(X) if self.model_.net.cfg.condition_on_tasks else None
+        bound = bind_tasks(self.model_.tasks, X) if self.model_.net.cfg.condition_on_tasks else None
         with limit_threads(self.threads):
             return self.model_.embed_states(torch.from_numpy(X.states), device, batch_size, bound)
 
     def task_labels(self, X: Trajectories) -> np.ndarray:
         """The fitted tasks' classes ``[N, K]`` for windows ``X`` (-1 = abstain)."""
         self._check_fitted()
-        return self.tasks_.bind(X).label_windows(X)[1]
+        return bind_tasks(self.tasks_, X).label_windows(X)[1]
 
     def save(self, path: str | Path) -> Path:
         """Write the model (``best.pt`` in a folder, or the given ``.pt`` file)."""

@@ -26,6 +26,7 @@ from nsprog.utils import atomic_write, limit_threads
 from trebalink.augment import AugmentSettings, Augmenter
 from trebalink.checkpoint import TrainedTreba, best_record
 from trebalink.distributed import Dist
+from trebalink.labelling import bind_tasks, fit_tasks
 from trebalink.model import ModelSettings, TrebaNet
 from trebalink.programs import task_set
 from trebalink.tasks import TaskError, TaskSet
@@ -65,11 +66,11 @@ def prepare(splits: dict[str, Trajectories], tasks: str | TaskSet, augment: Augm
     """Fit the task set on ``splits["train"]`` and label every split (see the module docstring)."""
     train = splits["train"]
     ts = task_set(tasks, seed=seed, domain=domain, domain_params=domain_params)
-    fitted = ts.fit(train, force=force)
+    fitted = fit_tasks(ts, train, force=force)
     if ts.tasks and not fitted.tasks.tasks:
         raise TaskError(f"{ts.source or 'tasks'}: every task was dropped as constant on the {len(train)} training "
                         f"windows ({'; '.join(fitted.notes)}); check the thresholds against the data's units")
-    bound = fitted.tasks.bind(train)
+    bound = bind_tasks(fitted.tasks, train)
     values, labels = {"train": fitted.values}, {"train": fitted.labels}
     for name, traj in splits.items():
         if name != "train":
@@ -159,7 +160,7 @@ def fit_treba(train: Trajectories, val: Trajectories, prepared: Prepared, model:
     template = _trained(net, prepared, train, seed)
     data = TrainingData(torch.from_numpy(train.states), torch.from_numpy(prepared.labels["train"]),
                         torch.from_numpy(val.states), torch.from_numpy(prepared.labels["val"]))
-    bound = prepared.tasks.bind(train)
+    bound = bind_tasks(prepared.tasks, train)
     loop = TrainLoop(net, data, settings, bound, prepared.augmenter, template.normalise, seed, device, dist,
                      progress, folder, lambda n, st: best_record(template, st))
     with limit_threads(threads):

@@ -3,7 +3,7 @@
 A :class:`Task` is a name, a vectorised function of the windows (one value per window), a
 kind (``binary``, ``categorical`` with k classes, or ``continuous``) and a discretisation:
 explicit ``thresholds`` or ``quantiles`` (k classes from the training split's quantiles,
-resolved by :meth:`TaskSet.fit` and recorded). The class of a value is the number of
+resolved by :func:`trebalink.labelling.fit_tasks` and recorded). The class of a value is the number of
 thresholds strictly below it (a value equal to a threshold falls in the lower class); a
 window whose value is not finite (missing data) gets ``ABSTAIN = -1``.
 
@@ -14,10 +14,12 @@ control) and ``args`` are its arguments, so a :class:`TaskSet` saves to and load
 with its provenance (run folder and program text for learned tasks). A hand-written Python
 function can be wrapped with :meth:`Task.from_function` (such a set cannot be saved).
 
-:meth:`TaskSet.bind` resolves the functions against a data layout once (keypoint indices
-and the like; an unknown keypoint or feature is an error naming the task and field) and
-returns a :class:`BoundTasks` that labels torch tensors of raw windows ``[B, T+1, D]`` on
-any device, which is how training relabels augmented windows batch by batch.
+:func:`trebalink.labelling.bind_tasks` resolves the functions against a data layout once
+(keypoint indices and the like; an unknown keypoint or feature is an error naming the task
+and field) and returns a :class:`BoundTasks` that labels torch tensors of raw windows
+``[B, T+1, D]`` on any device, which is how training relabels augmented windows batch by
+batch. This module is the data model only; it knows no function table, so the domain
+modules of :mod:`trebalink.programs` can build task sets without a circular import.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from nsprog.utils import atomic_write
 
 __all__ = [
     "ABSTAIN", "KINDS", "FORMAT", "TaskError", "Task", "TaskSet", "BoundTasks", "quantile_thresholds",
-    "discretize", "label_matrix",
+    "discretize",
 ]
 
 log = logging.getLogger("nsprog")
@@ -57,7 +59,7 @@ class TaskError(ValueError):
     """A task or task set is invalid; the message names the file, the task and the field."""
 
 
-def _where(source: str | None, index: int | None, name: str | None, fld: str) -> str:
+def task_location(source: str | None, index: int | None, name: str | None, fld: str) -> str:
     parts = []
     if source:
         parts.append(str(source))
@@ -108,10 +110,10 @@ class Task:
     def validate(self, source: str | None = None, index: int | None = None) -> None:
         """Check every field; the error names ``source`` (a file), the task and the field."""
         def bad(fld: str, msg: str):
-            raise TaskError(f"{_where(source, index, self.name if isinstance(self.name, str) else None, fld)}: {msg}")
+            raise TaskError(f"{task_location(source, index, self.name if isinstance(self.name, str) else None, fld)}: {msg}")
 
         if not isinstance(self.name, str) or not self.name:
-            raise TaskError(f"{_where(source, None, None, f'tasks[{index}].name' if index is not None else 'name')}: "
+            raise TaskError(f"{task_location(source, None, None, f'tasks[{index}].name' if index is not None else 'name')}: "
                             f"expected a non-empty task name; got {self.name!r}")
         if not (callable(self.fn) or (isinstance(self.fn, str) and self.fn)):
             bad("fn", f"expected a function name (see trebalink.programs.FUNCTIONS); got {self.fn!r}")
@@ -189,7 +191,7 @@ class Task:
         """Class per value (``ABSTAIN`` where not finite); numpy in, numpy out."""
         if not self.resolved or self.kind == "continuous":
             raise TaskError(f"task {self.name!r} has no thresholds yet (quantiles: {self.quantiles}); fit the task "
-                            "set on training windows first (TaskSet.fit)")
+                            "set on training windows first (trebalink.labelling.fit_tasks)")
         return discretize(values, self.thresholds)
 
     def to_dict(self) -> dict:
@@ -363,81 +365,6 @@ class TaskSet:
     def _index(self, task: Task) -> int:
         return self.names.index(task.name)
 
-    # ------------------------------------------------------------------ binding and fitting
-    def bind(self, traj: Trajectories) -> BoundTasks:
-        """Resolve every task's function against the layout of ``traj`` (only its metadata and
-        shape are read, plus presence checks of some domains)."""
-        from trebalink.programs import make_function
-
-        cache: dict = {}
-        fns = []
-        for i, t in enumerate(self.tasks):
-            if callable(t.fn):
-                fns.append(t.fn)
-                continue
-            try:
-                fns.append(make_function(self, t, traj, cache))
-            except TaskError as exc:
-                raise TaskError(f"{_where(self.source, i, t.name, 'args')}: {exc}") from None
-            except (KeyError, ValueError, IndexError) as exc:
-                msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-                raise TaskError(f"{_where(self.source, i, t.name, 'fn')}: {msg}") from None
-        return BoundTasks(self.tasks, fns)
-
-    def fit(self, train: Trajectories, force: bool = False, batch_size: int = 65536) -> "FittedTasks":
-        """Resolve quantile thresholds and data-dependent arguments on the training windows,
-        and drop tasks that are constant there (useless as supervision) unless ``force``.
-
-        Returns a :class:`FittedTasks` with the resolved set (thresholds recorded), the
-        training values and labels, and the names of the dropped tasks.
-        """
-        from trebalink.programs import fit_arguments
-
-        tasks = list(self.tasks)
-        for i, t in enumerate(tasks):
-            if not callable(t.fn):
-                new_args = fit_arguments(self, t, train)
-                if new_args is not None:
-                    tasks[i] = replace(t, args=new_args)
-        staged = replace(self, tasks=tuple(tasks))
-        values, _ = staged.bind(train).label_windows(train, batch_size)
-        resolved, dropped, notes = [], [], []
-        for j, t in enumerate(staged.tasks):
-            v = values[:, j]
-            finite = v[np.isfinite(v)]
-            if t.kind != "continuous" and t.thresholds is None:
-                thr = quantile_thresholds(finite, t.quantiles)
-                prov = dict(t.provenance, quantiles_from=f"{len(finite)} training windows")
-                t = replace(t, thresholds=thr, provenance=prov) if thr else t
-            constant = finite.size == 0 or (float(finite.min()) == float(finite.max()))
-            if t.discrete and t.thresholds is not None and finite.size:
-                constant = constant or len(np.unique(discretize(finite, t.thresholds))) < 2
-            if t.discrete and not t.thresholds:
-                constant = True
-            if constant:
-                why = ("abstains on every training window" if finite.size == 0 else
-                       f"takes one {'value' if t.kind == 'continuous' else 'class'} on all {finite.size} labelled "
-                       "training windows")
-                where = _where(self.source, j, t.name, "fn")
-                if force:
-                    log.warning("%s %s; kept because of --force, but it gives no supervision", where, why)
-                    notes.append(f"{t.name}: {why} (kept: force)")
-                    if t.discrete and not t.thresholds:
-                        raise TaskError(f"{where} {why}: no threshold can split it, even with force")
-                else:
-                    log.warning("%s %s: useless as supervision, dropped (pass --force / force=True to keep it)",
-                                where, why)
-                    dropped.append(t.name)
-                    notes.append(f"{t.name}: {why} (dropped)")
-                    continue
-            resolved.append(t)
-        keep = [staged.names.index(t.name) for t in resolved]
-        prov = dict(self.provenance, fitted_on=f"{len(train)} training windows", dropped=dropped)
-        fitted = replace(staged, tasks=tuple(resolved), provenance=prov)
-        vals = values[:, keep]
-        labels = BoundTasks(fitted.tasks, [None] * len(fitted.tasks)).classes(torch.from_numpy(vals)).numpy()
-        return FittedTasks(fitted, vals, labels, dropped, notes)
-
     # ------------------------------------------------------------------ YAML
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": self.name, "domain": self.domain,
@@ -480,7 +407,7 @@ class TaskSet:
             extra = sorted(set(entry) - set(_TASK_KEYS))
             name = entry.get("name")
             if extra:
-                raise TaskError(f"{_where(source, i, str(name), extra[0])}: unknown field(s) {extra}; allowed: "
+                raise TaskError(f"{task_location(source, i, str(name), extra[0])}: unknown field(s) {extra}; allowed: "
                                 f"{', '.join(_TASK_KEYS)}")
             kwargs = {k: entry[k] for k in _TASK_KEYS if k in entry and entry[k] is not None}
             kwargs.setdefault("name", "")
@@ -508,20 +435,3 @@ class TaskSet:
         except yaml.YAMLError as exc:
             raise TaskError(f"{path}: not valid YAML ({exc})") from None
         return cls.from_dict(d, source=str(path))
-
-
-@dataclass
-class FittedTasks:
-    """The result of :meth:`TaskSet.fit`: the resolved set, training values and labels."""
-
-    tasks: TaskSet
-    values: np.ndarray
-    labels: np.ndarray
-    dropped: list[str]
-    notes: list[str]
-
-
-def label_matrix(tasks: TaskSet | Sequence[Task], traj: Trajectories) -> np.ndarray:
-    """``[N, n_tasks]`` class labels (``ABSTAIN`` where a task does not label a window)."""
-    ts = tasks if isinstance(tasks, TaskSet) else TaskSet(tuple(tasks))
-    return ts.bind(traj).label_windows(traj)[1]

@@ -61,7 +61,7 @@ def _run_search(cfg: SearchRunConfig, out, force: bool, progress: bool, show: bo
         for split in ("train", "val", "test"):
             splits[split].label_column(col)
     pipe = FeaturePipeline.for_dsl(dsl)
-    pipe.check(splits["train"])
+    dsl.check_windows(splits["train"])
     with start_run(cfg.name, cfg, cfg.seed, out=out, force=force) as run:
         x = {"train": pipe.fit_transform(splits["train"])}
         x["val"] = pipe.transform(splits["val"])

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["DSL", "DSLError", "BUILTIN_PRODUCTIONS", "SIGNATURE_KEYS", "load_dsl", "shipped_dsls"]
+__all__ = ["DSL", "DSLError", "BUILTIN_PRODUCTIONS", "SIGNATURE_KEYS", "dsls_for", "load_dsl", "shipped_dsls"]
 
 SIGNATURE_KEYS = ("list->atom", "list->list", "atom->atom")
 
@@ -76,6 +76,18 @@ class DSL:
 
     def feature_indices(self, names) -> tuple[int, ...]:
         return tuple(self.features.index(n) for n in names)
+
+    def check_windows(self, traj) -> None:
+        """Raise a ``ValueError`` naming what is missing when the windows ``traj`` do not fit this
+        DSL's feature domain, and which shipped DSLs would fit them."""
+        from nsprog.features.pipeline import FeaturePipeline
+
+        try:
+            FeaturePipeline.for_dsl(self).check(traj)
+        except ValueError as exc:
+            fits = dsls_for(traj)
+            hint = f"; shipped DSLs that fit these windows: {', '.join(fits)} (e.g. dsl: {fits[0]})" if fits else ""
+            raise ValueError(f"{exc}{hint}") from None
 
     def to_dict(self) -> dict:
         return {
@@ -211,6 +223,21 @@ class DSL:
             running_window=int(window),
             description=str(d.get("description", "")),
         )
+
+
+def dsls_for(traj) -> list[str]:
+    """Shipped DSLs whose feature domain accepts the windows ``traj`` (for error messages)."""
+    from nsprog.features.registry import get_domain
+
+    fits = []
+    for name in shipped_dsls():
+        try:
+            dsl = load_dsl(name)
+            get_domain(dsl.domain, **dict(dsl.domain_params)).prepare(traj)
+        except Exception:  # noqa: BLE001 - only probing which DSLs fit
+            continue
+        fits.append(name)
+    return fits
 
 
 def shipped_dsls() -> list[str]:

@@ -42,7 +42,7 @@ def check_fit_inputs(cfg: EncoderConfig, dsl: DSL, train: Trajectories) -> None:
                 f"n_programs = {cfg.n_programs} but DSL {dsl.name!r} has only {n_complete} distinct complete "
                 f"program(s) within search.max_depth {cfg.search.max_depth}"
             )
-    FeaturePipeline.for_dsl(dsl).check(train)
+    dsl.check_windows(train)
 
 
 def _carve_val(train: Trajectories, fraction: float, streams: SeedStreams) -> tuple[Trajectories, Trajectories]:

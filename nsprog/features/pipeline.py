@@ -49,19 +49,16 @@ class FeaturePipeline(Estimator):
         return dom
 
     def check(self, traj: Trajectories) -> None:
-        """Raise a ``ValueError`` naming what is missing when ``traj`` does not fit the domain,
-        and which shipped DSLs would fit the windows."""
+        """Raise a ``ValueError`` naming what is missing when ``traj`` does not fit the domain
+        (:meth:`nsprog.dsl.DSL.check_windows` adds which shipped DSLs would fit)."""
         if not isinstance(traj, Trajectories):
             raise TypeError(f"expected nsprog Trajectories windows (nsprog.data.Trajectories); got "
                             f"{type(traj).__name__}")
         try:
             self._domain().prepare(traj)
         except (ValueError, KeyError) as exc:
-            fits = _dsls_for(traj)
-            hint = (f"; shipped DSLs that fit these windows: {', '.join(fits)} (e.g. dsl: {fits[0]})" if fits
-                    else "")
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise ValueError(f"the windows do not fit feature domain {self.domain!r}: {msg}{hint}") from None
+            raise ValueError(f"the windows do not fit feature domain {self.domain!r}: {msg}") from None
 
     def raw(self, traj: Trajectories) -> torch.Tensor:
         """Unstandardised features ``[N, T+1, F]``."""
@@ -114,18 +111,3 @@ class FeaturePipeline(Estimator):
     def check_width(x: torch.Tensor, names: Sequence[str]) -> None:
         if x.shape[-1] != len(names):
             raise ValueError(f"features have {x.shape[-1]} columns; the DSL expects {len(names)} ({', '.join(names)})")
-
-
-def _dsls_for(traj: Trajectories) -> list[str]:
-    """Shipped DSLs whose feature domain accepts ``traj`` (for error messages)."""
-    from nsprog.dsl.definition import load_dsl, shipped_dsls
-
-    fits = []
-    for name in shipped_dsls():
-        try:
-            dsl = load_dsl(name)
-            get_domain(dsl.domain, **dict(dsl.domain_params)).prepare(traj)
-        except Exception:  # noqa: BLE001 - only probing which DSLs fit
-            continue
-        fits.append(name)
-    return fits

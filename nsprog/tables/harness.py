@@ -101,7 +101,6 @@ def check_table_inputs(cfg: TableConfig, seeds: list[int]) -> None:
     synthetic where the oracle is asked for."""
     from nsprog.dsl.definition import load_dsl
     from nsprog.evaluation.oracle import has_oracle
-    from nsprog.features.pipeline import FeaturePipeline
 
     models = {m.model for m in cfg.models}
     needs_dsl = any(m.features for m in cfg.models) or models & {"programs", "supervised_program"}
@@ -124,7 +123,7 @@ def check_table_inputs(cfg: TableConfig, seeds: list[int]) -> None:
                 raise ValueError(f"labels: the {part} windows from {src} have no label column {cfg.labels!r} "
                                  f"(available: {', '.join((['label'] if t.labels is not None else []) + sorted(t.factors)) or 'none'})")
         if dsl is not None:
-            FeaturePipeline.for_dsl(dsl).check(splits["train"])
+            dsl.check_windows(splits["train"])
         if "oracle" in models and not has_oracle(splits[split], cfg.labels):
             raise ValueError(f"models: 'oracle' needs the synthetic generator's windows scored against 'label' "
                              f"(the generator's programs are known only there); fold {fold!r} has data.source "

@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from trebalink.analysis import analyze, gold_columns
+    from trebalink.labelling import bind_tasks
     from trebalink.programs.learned import export_tasks
     from trebalink.tasks import ABSTAIN
 
@@ -45,7 +46,7 @@ def run(args) -> int:
         raise FileExistsError(f"{out} exists; choose another --out or pass --force")
     tasks = export_tasks(args.run_dir, classes=2)
     traj = load_split(args.data, args.split)
-    values, L = tasks.bind(traj).label_windows(traj)
+    values, L = bind_tasks(tasks, traj).label_windows(traj)
     certified = None
     if args.certify_eps is not None:
         from nsprog.programs import ProgramSet

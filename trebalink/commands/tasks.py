@@ -66,9 +66,10 @@ def _fit_and_report(tasks, args):
     from nsprog.data.io import load_split
     from nsprog.utils import write_json_atomic
     from trebalink.analysis import analyze, gold_columns
+    from trebalink.labelling import fit_tasks
 
     traj = load_split(args.data, args.split)
-    fitted = tasks.fit(traj, force=args.keep_constant)
+    fitted = fit_tasks(tasks, traj, force=args.keep_constant)
     report = analyze(fitted.tasks, fitted.values, fitted.labels, gold_columns(traj))
     if args.analysis:
         out = _check_out(args.analysis, args.force, "--analysis")

@@ -76,7 +76,7 @@ def export_tasks(run_dir: str | Path, classes: int = 2) -> TaskSet:
 
     ``classes=2``: binary tasks, the logit thresholded at 0 (the program's bit);
     ``classes>=3``: categorical tasks at quantiles of the logit, resolved on a training split
-    by :meth:`TaskSet.fit` (``trebalink train`` does this and records the thresholds).
+    by :func:`trebalink.labelling.fit_tasks` (``trebalink train`` does this and records the thresholds).
     """
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise TaskError(f"--classes: expected 2 (the program's bit) or more (quantile classes); got {classes!r}")

@@ -6,7 +6,7 @@ Task ``i`` of a set with seed ``s`` projects the window standardised per state d
 (``(x - mean) / std`` with the training split's statistics) onto a fixed Gaussian direction
 drawn from the named stream ``(s, "random_task", i)``, divided by the square root of its
 length. The statistics and the window shape are data-dependent arguments resolved by
-:meth:`TaskSet.fit` and recorded in the fitted set, so the same tasks label new data.
+:func:`trebalink.labelling.fit_tasks` and recorded in the fitted set, so the same tasks label new data.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _make_random(taskset, task, args, traj, cache):
     missing = [k for k in ("frames", "dims", "mean", "std") if args[k] is None]
     if missing:
         raise TaskError(f"arguments {missing} are resolved on training windows; fit the task set first "
-                        "(TaskSet.fit, which `trebalink train` runs)")
+                        "(trebalink.labelling.fit_tasks, which `trebalink train` runs)")
     frames, dims = int(args["frames"]), int(args["dims"])
     if (traj.n_frames, traj.state_dim) != (frames, dims):
         raise TaskError(f"fitted on windows of {frames} frames x {dims} dims; these windows have "
