@@ -62,11 +62,12 @@ def plot_efficiency(df, cfg: ClassifyConfig, path: str | Path) -> Path:
         data["value"] = data[metric]
         ylabel = {"map": "test MAP", "macro_f1": "test macro F1"}[metric]
     data = data[np.isfinite(data["value"].astype(float))]
-    folds = list(dict.fromkeys(df["fold"]))
+    present = set(df["fold"])
+    folds = [f for f in cfg.fold_names() if f in present]  # the config's order
     panels = [(f, c) for f in folds for c in cfg.classifiers] if len(folds) > 1 else [(None, c) for c in cfg.classifiers]
     ncols = len(cfg.classifiers)
     nrows = max(1, len(panels) // ncols)
-    fig, axes = new_figure(nrows, ncols, figsize=(5.4 * ncols, 4.2 * nrows + 0.6), sharey=True)
+    fig, axes = new_figure(nrows, ncols, figsize=(5.0 * ncols + 2.6, 4.0 * nrows + 0.8), sharey=True)
     colours = condition_colours([c.name for c in cfg.conditions])
     labels = {c.name: c.display for c in cfg.conditions}
     palette = {labels[n]: col for n, col in colours.items()}
@@ -85,7 +86,6 @@ def plot_efficiency(df, cfg: ClassifyConfig, path: str | Path) -> Path:
             ax.set_yscale("log")
             plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.02, not 2 x 10^-2
             ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[-1] in "125" else ""))
             ax.tick_params(axis="y", which="minor", labelsize=7)
         fr = sorted(set(df["fraction"]))
         ax.set_xticks(fr)
@@ -96,9 +96,21 @@ def plot_efficiency(df, cfg: ClassifyConfig, path: str | Path) -> Path:
         where = f"fold {fold}, " if fold is not None else ""
         ax.set_title(f"{where}{CLASSIFIERS[clf]}", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-    if len(axes[0, 0].get_legend_handles_labels()[0]):
-        axes[0, 0].legend(title="features", fontsize=8, title_fontsize=8, framealpha=0.9)
+    if metric == "error" and axes[0, 0].get_yscale() == "log":
+        lo, hi = axes[0, 0].get_ylim()
+        digits = "123456789" if hi / max(lo, 1e-12) < 4 else "1235"  # within half a decade: label every tick
+        for ax in axes.ravel():
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[-1] in digits else ""))
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    if axes[0, 0].get_legend() is not None:
+        axes[0, 0].get_legend().remove()
+    if handles:  # beside the panels, where it hides no curve
+        fig.legend(handles, names, loc="outside right center", title="features", fontsize=8, title_fontsize=8)
     n_rep = cfg.sampling.samplings * len(cfg.seeds)
+    empty = [f for f in sorted(set(df["fraction"])) if not (data["fraction"] == f).any()]
+    if empty:
+        fig.supxlabel(f"no point at {', '.join(f'{f:g}%' for f in empty)}: no sample of that size held positive and "
+                      "negative items of every scorable behaviour ('no positives' / 'no negatives' rows in results.csv)", fontsize=8)
     fig.suptitle(f"{cfg.name}: behaviour classification against the share of labelled training items\n"
                  f"line: mean over {n_rep} repeats ({cfg.sampling.samplings} samplings x {len(cfg.seeds)} seeds); "
                  "band: one standard deviation", fontsize=10)
