@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from nsprog._version import __version__
+from nsprog.config import to_dict
 from nsprog.utils import limit_threads, write_json_atomic
+from trebalink.efficiency.config import ClassifyConfig, ConditionSpec, core_dict, short_hash
 from trebalink.efficiency.metrics import behaviour_scores
-from trebalink.efficiency.sampling import nested_sample
+from trebalink.efficiency.sampling import check_fractions, nested_sample
 from trebalink.efficiency.steps import load_arrays
 
-__all__ = ["Cell", "cell_path", "read_cell", "run_cell", "evaluable_behaviours"]
+__all__ = ["Cell", "plan_cells", "cell_key", "condition_hash", "cell_path", "read_cell", "run_cell", "evaluable_behaviours"]
 
 log = logging.getLogger("nsprog")
 
@@ -48,6 +50,31 @@ class Cell:
     @property
     def id(self) -> str:
         return f"{self.fold}/{self.condition}/{self.fraction:g}%/s{self.sampling}-seed{self.seed}/{self.classifier}"
+
+
+def plan_cells(cfg: ClassifyConfig) -> list[Cell]:
+    """Every cell, in an order that fills the figure early: fraction by fraction for the first
+    repeat of every condition, then the next repeats."""
+    cells = []
+    for sampling in range(cfg.sampling.samplings):
+        for seed in cfg.seeds:
+            for fold in cfg.fold_names():
+                for frac in check_fractions(cfg.fractions):
+                    for c in cfg.conditions:
+                        for clf in cfg.classifiers:
+                            cells.append(Cell(fold, c.name, frac, sampling, seed, clf))
+    return cells
+
+
+def cell_key(cfg: ClassifyConfig, cell: Cell) -> str:
+    """What a finished cell's record must carry to be read back rather than recomputed."""
+    return short_hash({"core": short_hash(core_dict(cfg)), "condition": condition_hash(cfg, cfg.condition(cell.condition)),
+                       "cell": asdict(cell)})
+
+
+def condition_hash(cfg: ClassifyConfig, cond: ConditionSpec) -> str:
+    """The hash of one condition's settings (a changed condition invalidates only its own cells)."""
+    return short_hash(to_dict(cond))
 
 
 def cell_path(out: str | Path, cell: Cell) -> Path:

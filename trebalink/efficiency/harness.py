@@ -33,8 +33,8 @@ from nsprog.config import dump_config, to_dict
 from nsprog.data.sources import load_splits
 from nsprog.executors import make_executor, run_jobs
 from nsprog.utils import atomic_write, write_json_atomic
-from trebalink.efficiency.cells import Cell, evaluable_behaviours, read_cell, run_cell
-from trebalink.efficiency.config import ClassifyConfig, ConditionSpec, core_dict, resolve_files, short_hash
+from trebalink.efficiency.cells import Cell, cell_key, condition_hash, evaluable_behaviours, plan_cells, read_cell, run_cell
+from trebalink.efficiency.config import ClassifyConfig, core_dict, resolve_files, short_hash
 from trebalink.efficiency.sampling import check_fractions
 from trebalink.efficiency.steps import (
     SPLITS, FoldData, behaviour_table, build_features, export_learned_tasks, fit_complete, fit_folder,
@@ -63,10 +63,6 @@ class ClassifyRun:
     failed: dict[str, str] = field(default_factory=dict)  # step or cell id -> error
     seconds: float = 0.0
     table_md: Path | None = None
-
-
-def condition_hash(cfg: ClassifyConfig, cond: ConditionSpec) -> str:
-    return short_hash(to_dict(cond))
 
 
 def _flatten(d, prefix: str = "") -> dict:
@@ -191,25 +187,6 @@ def check_inputs(cfg: ClassifyConfig) -> dict[str, FoldData]:
 
 
 # ---------------------------------------------------------------------------- cells
-def plan_cells(cfg: ClassifyConfig) -> list[Cell]:
-    """Every cell, in an order that fills the figure early: fraction by fraction for the first
-    repeat of every condition, then the next repeats."""
-    cells = []
-    for sampling in range(cfg.sampling.samplings):
-        for seed in cfg.seeds:
-            for fold in cfg.fold_names():
-                for frac in check_fractions(cfg.fractions):
-                    for c in cfg.conditions:
-                        for clf in cfg.classifiers:
-                            cells.append(Cell(fold, c.name, frac, sampling, seed, clf))
-    return cells
-
-
-def cell_key(cfg: ClassifyConfig, cell: Cell) -> str:
-    return short_hash({"core": short_hash(core_dict(cfg)), "condition": condition_hash(cfg, cfg.condition(cell.condition)),
-                       "cell": asdict(cell)})
-
-
 def cell_arguments(cfg: ClassifyConfig, cell: Cell, out: str | Path, folds: dict[str, FoldData] | None = None) -> tuple:
     """The argument of :func:`~trebalink.efficiency.cells.run_cell` (plain data)."""
     cond = cfg.condition(cell.condition)

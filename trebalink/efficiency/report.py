@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nsprog.utils import atomic_write
-from trebalink.efficiency.cells import read_cell
+from trebalink.efficiency.cells import cell_key, plan_cells, read_cell
 from trebalink.efficiency.config import CLASSIFIERS, ClassifyConfig
 from trebalink.efficiency.steps import FoldData, load_arrays
 
@@ -28,7 +28,6 @@ def collect_results(cfg: ClassifyConfig, out: str | Path, folds: dict[str, FoldD
     """A DataFrame with one row per finished cell (the columns of ``results.csv``)."""
     import pandas as pd
 
-    from trebalink.efficiency.harness import cell_key, plan_cells
 
     order = {c.name: i for i, c in enumerate(cfg.conditions)}
     rows = []
@@ -276,7 +275,6 @@ def _step_lines(cfg: ClassifyConfig, out: Path, folds: dict[str, FoldData]) -> l
 
 def write_report(cfg: ClassifyConfig, out: str | Path, folds: dict[str, FoldData], provenance: str | None = None) -> Path:
     """Write ``results.csv``, ``table.md`` and ``figure.png`` from the finished cells."""
-    from trebalink.efficiency.harness import plan_cells
     from trebalink.efficiency.sampling import check_fractions
 
     out = Path(out)
