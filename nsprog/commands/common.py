@@ -16,7 +16,7 @@ import sys
 from typing import Callable, Mapping, Sequence
 
 __all__ = ["CommandSpec", "build_command_parser", "run_cli", "add_run_options", "add_quiet", "cli_overrides",
-           "output_file", "UserError", "Interrupted"]
+           "add_executor_options", "executor_overrides", "command_line", "output_file", "UserError", "Interrupted"]
 
 log = logging.getLogger("nsprog")
 
@@ -92,6 +92,46 @@ def cli_overrides(args) -> list[str]:
     if getattr(args, "threads", None) is not None:
         out.append(f"threads={args.threads}")
     return out
+
+
+def add_executor_options(p: argparse.ArgumentParser, jobs_help: str) -> None:
+    """``--jobs N`` and ``--backend NAME`` of the commands whose jobs go through :mod:`nsprog.executors`."""
+    from nsprog.executors import BACKENDS
+
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help=jobs_help)
+    p.add_argument("--backend", choices=list(BACKENDS), default=None,
+                   help="; ".join(f"{k}: {v}" for k, v in BACKENDS.items()))
+
+
+def executor_overrides(args) -> list[str]:
+    """Config overrides from --set plus --jobs / --backend (--jobs N > 1 alone means a process pool)."""
+    over = list(args.overrides or [])
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1; got {args.jobs}")
+        over.append(f"executor.workers={args.jobs}")
+        if args.backend is None:
+            over.append(f"executor.backend={'process' if args.jobs > 1 else 'inline'}")
+    if args.backend is not None:
+        over.append(f"executor.backend={args.backend}")
+    return over
+
+
+def command_line(words: Sequence[str], args, flags: Mapping[str, str]) -> str:
+    """The command as given, for the command.txt of a results folder: ``words`` then each
+    ``--flag`` of ``flags`` (flag -> attribute) that was set, the --set overrides and --force."""
+    import shlex
+
+    parts = list(words)
+    for flag, attr in flags.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            parts += [flag, str(value)]
+    for o in args.overrides or []:
+        parts += ["--set", o]
+    if getattr(args, "force", False):
+        parts.append("--force")
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def output_file(out: str | None, default, force: bool = False):

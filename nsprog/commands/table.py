@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nsprog.commands.common import add_quiet
-from nsprog.executors import BACKENDS
+from nsprog.commands.common import add_executor_options, add_quiet, command_line, executor_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (default: the config's)")
     p.add_argument("--out", default=None, help="output folder (default runs/tables/<name>); a rerun into the same "
                                                "folder resumes")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="cells run at once (a local process pool unless --backend says otherwise)")
-    p.add_argument("--backend", choices=list(BACKENDS), default=None,
-                   help="; ".join(f"{k}: {v}" for k, v in BACKENDS.items()))
+    add_executor_options(p, "cells run at once (a local process pool unless --backend says otherwise)")
     p.add_argument("--force", action="store_true", help="start --out afresh when it holds another config's table")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value with a dotted key, e.g. --set baselines.tvae.epochs=5 (repeatable)")
@@ -34,32 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _overrides(args) -> list[str]:
-    over = list(args.overrides)
-    if args.jobs is not None:
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be at least 1; got {args.jobs}")
-        over.append(f"executor.workers={args.jobs}")
-        if args.backend is None:
-            over.append(f"executor.backend={'process' if args.jobs > 1 else 'inline'}")
-    if args.backend is not None:
-        over.append(f"executor.backend={args.backend}")
-    return over
-
-
 def _command(args) -> str:
     """The command line as given (for command.txt and table.md)."""
-    import shlex
-
-    parts = ["nsprog", "table", args.config]
-    for flag, value in (("--seeds", args.seeds), ("--out", args.out), ("--jobs", args.jobs), ("--backend", args.backend)):
-        if value is not None:
-            parts += [flag, str(value)]
-    for o in args.overrides:
-        parts += ["--set", o]
-    if args.force:
-        parts.append("--force")
-    return " ".join(shlex.quote(p) for p in parts)
+    return command_line(["nsprog", "table", args.config], args,
+                        {"--seeds": "seeds", "--out": "out", "--jobs": "jobs", "--backend": "backend"})
 
 
 def run(args) -> int:
@@ -67,7 +41,7 @@ def run(args) -> int:
 
     from nsprog.tables import load_table_config, run_table, table_status
 
-    cfg = load_table_config(args.config, _overrides(args))
+    cfg = load_table_config(args.config, executor_overrides(args))
     if args.seeds is not None and args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1; got {args.seeds}")
     seeds = list(range(args.seeds)) if args.seeds is not None else None

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nsprog.commands.common import add_quiet
-from nsprog.executors import BACKENDS
+from nsprog.commands.common import add_executor_options, add_quiet, command_line, executor_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,11 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML classify config, e.g. experiments/configs/efficiency_synthetic.yaml")
     p.add_argument("--out", default=None, help="output folder (default runs/classify/<name>); a rerun into the same "
                                                "folder resumes")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="jobs (fits, TREBA trainings, cells) at once: a local process pool unless --backend says "
-                        "otherwise")
-    p.add_argument("--backend", choices=list(BACKENDS), default=None,
-                   help="; ".join(f"{k}: {v}" for k, v in BACKENDS.items()))
+    add_executor_options(p, "jobs (fits, TREBA trainings, cells) at once: a local process pool unless --backend "
+                            "says otherwise")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="keep the fit and TREBA run folders in DIR (shared between outputs; default OUT/steps)")
     p.add_argument("--force", action="store_true",
@@ -41,33 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _overrides(args) -> list[str]:
-    over = list(args.overrides)
-    if args.jobs is not None:
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be at least 1; got {args.jobs}")
-        over.append(f"executor.workers={args.jobs}")
-        if args.backend is None:
-            over.append(f"executor.backend={'process' if args.jobs > 1 else 'inline'}")
-    if args.backend is not None:
-        over.append(f"executor.backend={args.backend}")
+    over = executor_overrides(args)
     if args.cache is not None:
         over.append(f"cache={args.cache}")
     return over
 
 
 def _command(args) -> str:
-    import shlex
-
-    parts = ["trebalink", "classify", args.config]
-    for flag, value in (("--out", args.out), ("--jobs", args.jobs), ("--backend", args.backend),
-                        ("--cache", args.cache)):
-        if value is not None:
-            parts += [flag, str(value)]
-    for o in args.overrides:
-        parts += ["--set", o]
-    if args.force:
-        parts.append("--force")
-    return " ".join(shlex.quote(p) for p in parts)
+    """The command line as given (for command.txt and table.md)."""
+    return command_line(["trebalink", "classify", args.config], args,
+                        {"--out": "out", "--jobs": "jobs", "--backend": "backend", "--cache": "cache"})
 
 
 def run(args) -> int:
