@@ -14,6 +14,7 @@ from nsprog.figures import new_figure, save_figure
 __all__ = ["plot_table"]
 
 _METRICS = {"purity": "purity", "nmi": "NMI", "ri": "Rand index (RI)", "ari": "adjusted Rand index (ARI)"}
+_MARKERS = ["o", "^", "s", "D", "v", "P"]  # one per train/test fold
 _GROUPS = {"baseline": "baselines", "programs": "programs (ours)", "ceiling": "ceilings (not compared)"}
 
 
@@ -35,6 +36,7 @@ def plot_table(df, path: str | Path, title: str = "") -> Path:
     from matplotlib.patches import Patch
 
     colours = _colours()
+    folds = list(dict.fromkeys(df["fold"]))[:len(_MARKERS)]
     ks = sorted(set(df["clusters"]))
     sections = []
     for k in ks:
@@ -53,7 +55,9 @@ def plot_table(df, path: str | Path, title: str = "") -> Path:
             ax = axes[i, j]
             sns.barplot(data=sub, y="row", x=metric, hue="row", order=order, hue_order=order, palette=palette,
                         estimator=np.median, errorbar=None, orient="h", legend=False, ax=ax)
-            sns.stripplot(data=sub, y="row", x=metric, order=order, color="black", size=3, orient="h", ax=ax)
+            for fold, marker in zip(folds, _MARKERS):
+                sns.stripplot(data=sub[sub["fold"] == fold], y="row", x=metric, order=order, color="black", size=3,
+                              marker=marker, orient="h", ax=ax)
             for r, bars in zip(order, ax.containers):
                 if groups[r] == "ceiling":
                     for bar in bars:
@@ -72,7 +76,11 @@ def plot_table(df, path: str | Path, title: str = "") -> Path:
     present = dict.fromkeys(_group(m) for m in df["model"])
     handles = [Patch(facecolor=colours[g], hatch="//" if g == "ceiling" else None, edgecolor="white", label=_GROUPS[g])
                for g in _GROUPS if g in present]
-    handles.append(Line2D([], [], ls="", marker="o", color="black", markersize=3, label="one run (seed, fold)"))
+    if len(folds) > 1:
+        handles += [Line2D([], [], ls="", marker=m, color="black", markersize=4, label=f"one seed, fold {f}")
+                    for f, m in zip(folds, _MARKERS)]
+    else:
+        handles.append(Line2D([], [], ls="", marker="o", color="black", markersize=3, label="one run (seed)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
                title="bar = median over runs")
     if title:
