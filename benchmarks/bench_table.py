@@ -8,9 +8,9 @@ Run it on an otherwise idle machine (under ``flock /tmp/nsprog-heavy.lock`` on a
 the pool's gain is bounded by the free cores and by its longest cell.
 
 Where no idle cores are to be had, ``--estimate FOLDER`` reads the finished cells of a table
-that ran (their own wall times, in the order they ran) and prints what the same cells take one
-after another (``--jobs 1``) and on N workers (``--jobs N``: each cell goes to the first free
-worker, as the pool hands them out), assuming a free core per worker. It is an estimate, not
+that ran (their own wall times) and prints what the same cells take one after another
+(``--jobs 1``) and on N workers (``--jobs N``: in the order a pool gets them, the slow cells of
+each seed first, each to the first free worker), assuming a free core per worker. It is an estimate, not
 a measurement: it leaves out the pool's start-up and any slow-down from sharing memory
 bandwidth.
 
@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from nsprog.tables import load_table_config, run_table
+from nsprog.tables.cells import slowness_rank
 
 METRICS = ["fold", "model", "row", "clusters", "seed", "purity", "nmi", "ri", "ari"]
 
@@ -62,8 +63,10 @@ def estimate(folder: Path, jobs: int) -> None:
     cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "cells").rglob("*.json"))]
     if not cells:
         raise SystemExit(f"{folder}: no finished cells (cells/**/*.json); run the table first")
-    cells.sort(key=lambda c: c["finished"])  # the order they ran in
-    seconds = [float(c["wall_seconds"]) for c in cells]
+    cells.sort(key=lambda c: c["finished"])  # the order they ran in: the plan's, on one worker
+    seeds = list(dict.fromkeys(c["seed"] for c in cells))
+    pool_order = sorted(cells, key=lambda c: (seeds.index(c["seed"]), slowness_rank(c["model"], c.get("n_programs"))))
+    seconds = [float(c["wall_seconds"]) for c in pool_order]  # as a pool hands them out (longest_first)
     longest = max(cells, key=lambda c: c["wall_seconds"])
     one = sum(seconds)
     print(f"{folder}: {len(cells)} cells (ESTIMATE from each cell's own wall time, not a measurement)")

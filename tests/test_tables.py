@@ -300,3 +300,20 @@ def test_a_file_without_the_label_column_names_the_file_before_training(tmp_path
     err = capsys.readouterr().err
     assert code == 1 and "no label column 'chase'" in err and str(data) in err
     assert count_fits == [] and not (out / "cells").exists()
+
+
+def test_a_pool_gets_the_slow_cells_of_each_seed_first(tmp_path):
+    from nsprog.tables import plan_cells
+    from nsprog.tables.cells import longest_first
+
+    models = ["random", "tvae", {"model": "programs", "n_programs": 1}, {"model": "programs", "n_programs": 2},
+              "supervised_program"]
+    cfg = load_table_config(_tiny(tmp_path, models=models, labels="c_x"))
+    ordered = [c.id for c in longest_first(cfg, plan_cells(cfg))]
+    assert ordered == [
+        "all/programs2/seed0", "all/programs1/seed0", "all/tvae/seed0", "all/supervised_program/seed0",
+        "all/random@k2/seed0", "all/random@k4/seed0",
+        "all/programs2/seed1", "all/programs1/seed1", "all/tvae/seed1", "all/supervised_program/seed1",
+        "all/random@k2/seed1", "all/random@k4/seed1",
+    ]
+    assert sorted(ordered) == sorted(c.id for c in plan_cells(cfg))
