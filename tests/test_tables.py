@@ -218,11 +218,25 @@ def test_shipped_table_configs_load(path):
             assert m.encoder["vae"] == {k: fit["vae"][k] for k in m.encoder["vae"]}  # the fit config, read in
 
 
-def test_openfield_table_data_checks_pass(shared_data):
+def _data_paths(cfg) -> list[str]:
+    return [p for fold in cfg.fold_names() for d in [cfg.fold_data(fold)]
+            for p in (d.path, d.test_path, d.annotations, d.test_annotations) if p]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("table_*.yaml")) + sorted(CONFIGS.glob("select_*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_table_configs_read_the_samples_folder(path):
+    """Real-data tables read data/samples/ (python data/fetch_samples.py), never ../shared."""
+    for p in _data_paths(load_table_config(path)):
+        assert p.startswith("data/samples/") or "calms21" in p, (path.name, p)
+
+
+@pytest.mark.parametrize("name, folds", [("table_openfield", 2), ("table_basketball", 1)])
+def test_real_data_table_inputs_pass_their_checks(samples, name, folds):
     from nsprog.tables import check_table_inputs
 
-    cfg = load_table_config(CONFIGS / "table_openfield.yaml")
-    assert len(cfg.fold_names()) == 2
+    cfg = load_table_config(CONFIGS / f"{name}.yaml")
+    assert len(cfg.fold_names()) == folds
     check_table_inputs(cfg, [0])
 
 
@@ -276,3 +290,30 @@ def test_calms21_table_configs_run_on_a_calms21_format_file(dsl, tmp_path):
     df = pd.read_csv(out / "results.csv")
     assert set(df["model"]) == {"tvae", "programs", "supervised_program"}
     assert (df["n_eval"] > 0).all()
+
+
+def test_a_file_without_the_label_column_names_the_file_before_training(tmp_path, count_fits, capsys):
+    data = _calms21_json(tmp_path / "calms21.json")
+    out = tmp_path / "out"
+    code = main(["table", str(CONFIGS / "table_calms21_dsl1.yaml"), "--out", str(out), "--set", f"data.path={data}",
+                 "--set", "data.test_path=null", "--set", "labels=chase", "--set", "models=[tvae]"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no label column 'chase'" in err and str(data) in err
+    assert count_fits == [] and not (out / "cells").exists()
+
+
+def test_a_pool_gets_the_slow_cells_of_each_seed_first(tmp_path):
+    from nsprog.tables import plan_cells
+    from nsprog.tables.cells import longest_first
+
+    models = ["random", "tvae", {"model": "programs", "n_programs": 1}, {"model": "programs", "n_programs": 2},
+              "supervised_program"]
+    cfg = load_table_config(_tiny(tmp_path, models=models, labels="c_x"))
+    ordered = [c.id for c in longest_first(cfg, plan_cells(cfg))]
+    assert ordered == [
+        "all/programs2/seed0", "all/programs1/seed0", "all/tvae/seed0", "all/supervised_program/seed0",
+        "all/random@k2/seed0", "all/random@k4/seed0",
+        "all/programs2/seed1", "all/programs1/seed1", "all/tvae/seed1", "all/supervised_program/seed1",
+        "all/random@k2/seed1", "all/random@k4/seed1",
+    ]
+    assert sorted(ordered) == sorted(c.id for c in plan_cells(cfg))

@@ -33,10 +33,10 @@ from nsprog.data.sources import DataConfig, load_splits
 from nsprog.data.trajectories import Trajectories
 from nsprog.evaluation.ceiling import labelled_mask
 from nsprog.evaluation.metrics import cluster_metrics
-from nsprog.tables.config import CONTINUOUS_BASELINES, ModelSpec, TableConfig, row_key, row_label
+from nsprog.tables.config import CONTINUOUS_BASELINES, NEURAL_BASELINES, ModelSpec, TableConfig, row_key, row_label
 from nsprog.utils import limit_threads, write_json_atomic
 
-__all__ = ["Cell", "plan_cells", "run_cell", "cell_arguments", "cell_path", "read_cell", "load_cell_data", "eval_split"]
+__all__ = ["Cell", "plan_cells", "longest_first", "run_cell", "cell_arguments", "cell_path", "read_cell", "load_cell_data", "eval_split"]
 
 log = logging.getLogger("nsprog")
 
@@ -73,6 +73,25 @@ def plan_cells(cfg: TableConfig, seeds: list[int] | None = None) -> list[Cell]:
                 else:
                     cells.append(Cell(fold, key, i, seed))
     return cells
+
+
+def longest_first(cfg: TableConfig, cells: list[Cell]) -> list[Cell]:
+    """``cells`` seed by seed as planned, but within a seed the slow ones first: the program
+    fits (most programs first), then the neural baselines and the supervised search, then the
+    rest. A pool of workers then does not end with one long fit running alone; each cell's
+    numbers do not depend on the order."""
+    seeds = list(dict.fromkeys(c.seed for c in cells))
+    position = {c: i for i, c in enumerate(cells)}
+    models = cfg.models
+    return sorted(cells, key=lambda c: (seeds.index(c.seed), slowness_rank(models[c.model_index].model,
+                                                                            models[c.model_index].n_programs), position[c]))
+
+
+def slowness_rank(model: str, n_programs: int | None) -> tuple[int, int]:
+    """Sort key of a cell's expected cost, slowest first (see :func:`longest_first`)."""
+    if model == "programs":
+        return (0, -(n_programs or 0))
+    return (1, 0) if model in NEURAL_BASELINES + ("supervised_program",) else (2, 0)
 
 
 def cell_path(out: str | Path, cell: Cell) -> Path:

@@ -25,7 +25,9 @@ from typing import Callable
 from nsprog._version import __version__
 from nsprog.config import dump_config, from_dict, to_dict
 from nsprog.executors import make_executor, run_jobs
-from nsprog.tables.cells import Cell, cell_arguments, eval_split, load_cell_data, plan_cells, read_cell, run_cell
+from nsprog.tables.cells import (
+    Cell, cell_arguments, eval_split, load_cell_data, longest_first, plan_cells, read_cell, run_cell,
+)
 from nsprog.tables.config import TableConfig, config_hash, hashed_dict
 from nsprog.utils import atomic_write, write_json_atomic
 
@@ -202,6 +204,8 @@ def run_table(cfg: TableConfig, out: str | Path, seeds: list[int] | None = None,
         if result.skipped:
             log.info("%s: %d of %d cells already finished (read back, not recomputed)", out, result.skipped, len(status))
         t0 = time.perf_counter()
+        if int(getattr(executor, "workers", 1)) > 1:
+            todo = longest_first(cfg, todo)
         jobs = [(c.id, (run_cell, cell_arguments(cfg, c, out, h))) for c in todo]
         record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": 0.0,
                   "backend": getattr(executor, "backend", type(executor).__name__),

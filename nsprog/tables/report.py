@@ -154,8 +154,21 @@ def write_report(cfg: TableConfig, out: str | Path, seeds: list[int] | None = No
     if len(df):
         from nsprog.tables.plots import plot_table
 
-        plot_table(df, out / "table.png", title=f"{cfg.name} ({split} windows)")
+        plot_table(df, out / "table.png", title=figure_title(cfg, split, df))
     return out / "table.md"
+
+
+_SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def figure_title(cfg: TableConfig, split: str, df) -> str:
+    """What the figure shows: the data, the label scored, the windows and how many runs."""
+    label = "the label" if cfg.labels in (None, "label", "labels") else f"the label {cfg.labels!r}"
+    folds = df["fold"].nunique()
+    seeds = df["seed"].nunique()
+    runs = f"{seeds} seed{'s' if seeds > 1 else ''}" + (f" x {folds} train/test folds" if folds > 1 else "")
+    return (f"{cfg.name}: agreement of each model's clusters with {label} on the {_SPLIT_NAMES.get(split, split)} windows "
+            f"(higher is better; {runs})")
 
 
 def _finished_records(cfg: TableConfig, out: Path, seeds) -> list[dict]:
