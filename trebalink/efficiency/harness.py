@@ -35,6 +35,7 @@ from nsprog.executors import make_executor, run_jobs
 from nsprog.utils import atomic_write, write_json_atomic
 from trebalink.efficiency.cells import Cell, cell_key, condition_hash, evaluable_behaviours, plan_cells, read_cell, run_cell
 from trebalink.efficiency.config import ClassifyConfig, core_dict, resolve_files, short_hash
+from trebalink.efficiency.report import write_cluster_metrics, write_report
 from trebalink.efficiency.sampling import check_fractions
 from trebalink.efficiency.steps import (
     SPLITS, FoldData, behaviour_table, build_features, export_learned_tasks, fit_complete, fit_folder,
@@ -275,8 +276,6 @@ def run_classify(cfg: ClassifyConfig, out: str | Path, force: bool = False, exec
     finally:
         if own:
             executor.shutdown()
-    from trebalink.efficiency.report import write_report
-
     result.table_md = write_report(cfg, out, folds, provenance=command_text(info))
     return result
 
@@ -369,8 +368,6 @@ def _run_steps(cfg: ClassifyConfig, out: Path, folds: dict[str, FoldData], execu
                     Path(out) / "features" / fold / f"{c.name}.npz").is_file():
                 broken[(fold, c.name)] = "its features are missing (a step failed)"
     if cfg.cluster:
-        from trebalink.efficiency.report import write_cluster_metrics
-
         write_cluster_metrics(cfg, out, folds, broken)
     return broken
 
