@@ -24,7 +24,7 @@ from nsprog.data.sources import DataConfig
 from nsprog.settings import Settings, param
 from nsprog.utils import atomic_write, write_json_atomic
 
-__all__ = ["Run", "RunBase", "start_run", "check_out_folder", "attach_log", "logger"]
+__all__ = ["Run", "RunBase", "device_problems", "start_run", "check_out_folder", "attach_log", "logger"]
 
 logger = logging.getLogger("nsprog")
 
@@ -41,10 +41,14 @@ class RunBase(Settings):
     dsl: str = "synthetic"
 
     def _extra_checks(self) -> list[str]:
-        dev = self.device.split(":")[0]
-        if dev not in ("auto", "cpu", "cuda", "mps"):
-            return [f"device: expected auto, cpu, cuda, cuda:N or mps; got {self.device!r}"]
-        return []
+        return device_problems(self.device)
+
+
+def device_problems(device: str) -> list[str]:
+    """The problem with a ``device`` setting (auto, cpu, cuda, cuda:N or mps), if any."""
+    if str(device).split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+        return [f"device: expected auto, cpu, cuda, cuda:N or mps; got {device!r}"]
+    return []
 
 
 @dataclass

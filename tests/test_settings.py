@@ -142,3 +142,12 @@ def test_the_encoder_checks_its_settings_before_any_work():
         NeurosymbolicEncoder(vae={"decoder": "grue"}).fit(data["train"], data["val"])
     with pytest.raises(ConfigError, match="did you mean 'epochs'"):
         NeurosymbolicEncoder(vae={"epoch": 3}).fit(data["train"], data["val"])
+
+
+def test_device_names_are_checked_in_one_place():
+    from nsprog.runs import RunBase, device_problems
+
+    assert device_problems("cuda:1") == [] and device_problems("auto") == []
+    assert device_problems("gpu") == ["device: expected auto, cpu, cuda, cuda:N or mps; got 'gpu'"]
+    with pytest.raises(ConfigError, match="device: expected auto, cpu, cuda, cuda:N or mps; got 'gpu'"):
+        RunBase(device="gpu")

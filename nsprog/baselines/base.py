@@ -157,13 +157,15 @@ class TrajectoryBaseline(Estimator):
         return BaselineVAE(state_dim, in_dim, s.z_dim, s.z_dim, s)
 
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor], st: FitState) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
+        """The training loss and its logged terms (every baseline defines its own)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _loss (abstract hook of TrajectoryBaseline)")
 
     def _means(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.encoder(x)[0]
 
     def _codes(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Cluster ids from the model's own discrete latent (only models with ``discrete = True``)."""
+        raise NotImplementedError(f"{type(self).__name__} sets discrete = True but defines no _codes")
 
     def _before_training(self, model: nn.Module, tensors: dict[str, torch.Tensor], st: FitState) -> None:
         """Initialise data-dependent state (VQ codebook, K-means indicator) before the first step."""

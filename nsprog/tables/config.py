@@ -45,6 +45,7 @@ from nsprog.baselines.vq_tvae import VQTVAESettings
 from nsprog.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from nsprog.data.sources import DataConfig
 from nsprog.executors import ExecutorSettings
+from nsprog.runs import device_problems
 from nsprog.search.synthesis import SearchSettings
 from nsprog.settings import Settings, param
 
@@ -179,9 +180,7 @@ class TableConfig(Settings):
                 self.fold_data(f.name)
             except ConfigError as exc:
                 problems += [f"folds[{i}].data.{p}" for p in exc.problems]
-        dev = self.device.split(":")[0]
-        if dev not in ("auto", "cpu", "cuda", "mps"):
-            problems.append(f"device: expected auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
+        problems += device_problems(self.device)
         return problems
 
     def program_counts(self) -> list[int]:

@@ -37,6 +37,7 @@ from typing import Literal
 from nsprog.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from nsprog.data.sources import DataConfig
 from nsprog.executors import ExecutorSettings
+from nsprog.runs import device_problems
 from nsprog.settings import Settings, param
 from nsprog.tables.config import FoldSpec
 from trebalink.efficiency.sampling import FRACTIONS, check_fractions
@@ -273,9 +274,7 @@ class ClassifyConfig(Settings):
                     from_dict(TrebaRunConfig, {k: v for k, v in self.treba.items() if k != "config"})
                 except ConfigError as exc:
                     problems += [f"treba.{p}" for p in exc.problems]
-        dev = self.device.split(":")[0]
-        if dev not in ("auto", "cpu", "cuda", "mps"):
-            problems.append(f"device: expected auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
+        problems += device_problems(self.device)
         return problems
 
     # ------------------------------------------------------------------ per fold
